@@ -1,0 +1,139 @@
+"""Every hook a plugin may implement, in one place.
+
+Plugins are found through the entry-point group ``envguard`` (bundled plugins are registered the
+same way as a third party's) and implement hooks with ``@envguard.hookimpl``. Each hook below says
+when it is called, what each parameter is, what it may return and how results combine.
+
+Security hooks fail closed: if an implementation of :func:`envguard_check_data_use`,
+:func:`envguard_check_promotion`, :func:`envguard_check_data_movement` or
+:func:`envguard_resolve_origin` raises, the action is denied and the reason names the plugin.
+Observation hooks (:func:`envguard_on_event`, :func:`envguard_on_violation`) fail open: an error is
+logged and the event is kept, never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from envguard.decisions import (
+        DataLineage,
+        DataMovement,
+        Decision,
+        PromotionRequest,
+        Reason,
+    )
+    from envguard.environments import ResolvedEnvironment
+    from envguard.policy import Policy
+
+PROJECT = "envguard"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def envguard_detect_environment(policy: Policy) -> str | None:
+    """Name the environment this process runs in, when neither ``ENVGUARD_ENV`` nor the policy's
+    ``default_env`` says.
+
+    Called once per process, lazily, the first time envguard needs the environment.
+
+    :param policy: the loaded policy.
+    :return: an environment name the policy declares, or ``None`` to let the next plugin answer.
+        The first non-``None`` result wins; a name the policy does not declare is an error.
+    """
+
+
+@hookspec(firstresult=True)
+def envguard_identity(policy: Policy) -> str | None:
+    """Name the identity (user or service) acting in this process.
+
+    Called when envguard records an event or evaluates an approval on the client side. The
+    server-side gate takes the authenticated user instead and does not call this hook.
+
+    :param policy: the loaded policy.
+    :return: an identity string (``alice@acme.com``), or ``None``. First non-``None`` wins; the
+        built-in fallback is ``ENVGUARD_ACTOR``, else the operating-system user.
+    """
+
+
+@hookspec
+def envguard_roles(identity: str, policy: Policy) -> list[str] | None:
+    """Add roles held by ``identity`` beyond those the policy's ``[roles]`` table lists
+    (from a directory service, say).
+
+    :return: role names, or ``None``. Results of all plugins are combined (union) with the policy's.
+    """
+
+
+@hookspec
+def envguard_resolve_origin(subject: str, digest: str | None, policy: Policy) -> DataLineage | None:
+    """Say where a dataset, file or URI comes from.
+
+    Called by the data-use gate before deciding. ``subject`` is what the user named (a path, an
+    ``s3://`` URI, a DVC-tracked file); ``digest`` its sha256 when known.
+
+    :return: a :class:`~envguard.decisions.DataLineage`, or ``None`` when the plugin knows nothing.
+        All results are combined: if any plugin finds production lineage, the data has it (a
+        masking proof counts only when it comes with that same finding). Fails closed.
+    """
+
+
+@hookspec
+def envguard_check_data_use(
+    env: ResolvedEnvironment, data: DataLineage, policy: Policy
+) -> list[Reason] | None:
+    """Add reasons to deny a process in ``env`` the use of ``data``, beyond the core's rules.
+
+    :return: reasons (empty or ``None`` for none). All plugins' reasons are combined. Fails closed.
+    """
+
+
+@hookspec
+def envguard_check_promotion(request: PromotionRequest, policy: Policy) -> list[Reason] | None:
+    """Add reasons to deny a model version's promotion, beyond the core's rules.
+
+    Called by the server-side gate and by ``envguard promote`` before the move.
+
+    :return: reasons (empty or ``None`` for none). All plugins' reasons are combined. Fails closed.
+    """
+
+
+@hookspec
+def envguard_check_data_movement(move: DataMovement, policy: Policy) -> list[Reason] | None:
+    """Add reasons to deny moving data between environments (I&S-05 guideline 9).
+
+    :return: reasons (empty or ``None`` for none). All plugins' reasons are combined. Fails closed.
+    """
+
+
+@hookspec
+def envguard_on_event(event: dict[str, object]) -> None:
+    """Observe an event after the lineage store has recorded it (for exporters such as
+    OpenLineage).
+
+    ``event`` is the recorded event as a JSON-ready dict (sequence, time, actor, environment,
+    kind, entities, payload, hashes). Return value ignored. Fails open: errors are logged.
+    """
+
+
+@hookspec
+def envguard_on_violation(decision: Decision, policy: Policy) -> None:
+    """Receive every decision that found a violation (deny, warn or record), at a gate or in a
+    scan: the place for alert sinks (log, webhook, file).
+
+    Return value ignored. Fails open: errors are logged, the decision stands.
+    """
+
+
+@hookspec
+def envguard_add_commands(cli: click.Group) -> None:
+    """Add commands or command groups to the ``envguard`` command line.
+
+    Called once when the CLI starts. Keep the plugin's module light: import heavy libraries inside
+    the command's function, so that ``envguard --help`` stays fast.
+    """

@@ -1,0 +1,308 @@
+"""Finding, loading and calling plugins.
+
+:class:`PluginManager` loads the entry points of the group ``envguard`` explicitly (bundled plugins
+are registered exactly like a third party's), skips those named in ``ENVGUARD_DISABLED_PLUGINS``
+(comma-separated), and calls ``check_pending()`` so that a misspelled hook fails loudly.
+
+A plugin whose entry-point name is also an extra of its distribution (``envguard[mlflow]``) is
+listed as inactive, with the command that activates it, until that extra is installed. A plugin
+that fails to import is listed as broken with the error: it is never silently absent.
+
+``ENVGUARD_DISABLE=1`` turns off the client-side hooks of the integrations (for benchmarks and
+emergencies); the server-side gate ignores it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from envguard import hookspecs
+from envguard.errors import PluginError
+
+if TYPE_CHECKING:
+    import click
+
+    from envguard.decisions import DataLineage, DataMovement, Decision, PromotionRequest, Reason
+    from envguard.environments import ResolvedEnvironment
+    from envguard.policy import Policy
+
+__all__ = [
+    "DISABLED_PLUGINS_ENV_VAR",
+    "DISABLE_ENV_VAR",
+    "PluginInfo",
+    "PluginManager",
+    "client_side_disabled",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "envguard"
+DISABLED_PLUGINS_ENV_VAR = "ENVGUARD_DISABLED_PLUGINS"
+DISABLE_ENV_VAR = "ENVGUARD_DISABLE"
+
+
+def client_side_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``ENVGUARD_DISABLE`` turns the client-side hooks off."""
+    value = (os.environ if environ is None else environ).get(DISABLE_ENV_VAR, "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class PluginInfo:
+    """What ``envguard plugins`` shows about one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    status: str  # "active", "inactive", "disabled", "broken"
+    reason: str = ""
+    hooks: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+def _missing_extra(ep: metadata.EntryPoint) -> str | None:
+    """The install command for the extra named like ``ep`` when it is not installed, else None."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    dist = ep.dist
+    if dist is None or ep.name not in (dist.metadata.get_all("Provides-Extra") or []):
+        return None
+    missing: list[str] = []
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is None or not req.marker.evaluate({"extra": ep.name}):
+            continue
+        if req.marker.evaluate({"extra": ""}):
+            continue  # a base requirement that only mentions extras in an "or"
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            missing.append(req.name)
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            missing.append(f"{req.name} (have {installed}, need {req.specifier})")
+    if not missing:
+        return None
+    name = canonicalize_name(dist.metadata["Name"])
+    return f"needs {', '.join(missing)}: pip install '{name}[{ep.name}]'"
+
+
+class PluginManager:
+    """envguard's plugin manager: explicit loading, a disable list, fail-closed security hooks."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.loaded = False
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    @property
+    def disabled_names(self) -> set[str]:
+        raw = self._environ.get(DISABLED_PLUGINS_ENV_VAR, "")
+        return {part.strip() for part in raw.split(",") if part.strip()}
+
+    # -- loading --------------------------------------------------------------------------------
+    def load_entry_points(self) -> PluginManager:
+        """Load every plugin of the ``envguard`` entry-point group (once)."""
+        if self.loaded:
+            return self
+        self.loaded = True
+        disabled = self.disabled_names
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.metadata["Name"] if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            info = PluginInfo(ep.name, ep.value, dist, version, "active")
+            self.infos[ep.name] = info
+            if ep.name in disabled:
+                info.status, info.reason = "disabled", f"named in {DISABLED_PLUGINS_ENV_VAR}"
+                continue
+            missing = _missing_extra(ep)
+            if missing:
+                info.status, info.reason = "inactive", missing
+                continue
+            try:
+                plugin = ep.load()
+            except ImportError as exc:
+                info.status, info.reason = "broken", f"import failed: {exc}"
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported
+                info.status, info.reason = "broken", f"{type(exc).__name__}: {exc}"
+                continue
+            try:
+                self.register(plugin, ep.name)
+            except PluginError as exc:
+                log.warning("%s", exc)
+        return self
+
+    def register(self, plugin: object, name: str) -> None:
+        """Register a plugin object or module; raises :class:`PluginError` on an unknown hook."""
+        info = self.infos.setdefault(
+            name, PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), None, None, "active")
+        )
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            info.status, info.reason = "broken", str(exc)
+            raise PluginError(name, str(exc)) from None
+        info.hooks = sorted(
+            caller.name for caller in self.pm.get_hookcallers(plugin) or [] if caller.name
+        )
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        return [self.infos[name] for name in sorted(self.infos)]
+
+    # -- calling --------------------------------------------------------------------------------
+    def _impls(self, hook_name: str) -> Iterator[tuple[str, Callable[..., Any]]]:
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's calling order
+            yield impl.plugin_name, impl.function
+
+    def _checked(self, hook_name: str, rule: str, **kwargs: Any) -> list[Reason]:
+        """Call a security hook implementation by implementation; one that raises denies."""
+        from envguard.decisions import Reason
+
+        reasons: list[Reason] = [
+            Reason(
+                rule,
+                f"plugin {info.name!r} is installed but broken ({info.reason}); denied because "
+                f"a security check that cannot run fails closed",
+                f"fix it (envguard plugins) or disable it ({DISABLED_PLUGINS_ENV_VAR}={info.name})",
+                plugin=info.name,
+            )
+            for info in self.plugin_infos()
+            if info.status == "broken"
+        ]
+        for name, function in self._impls(hook_name):
+            try:
+                result = function(**kwargs)
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", name, hook_name)
+                reasons.append(
+                    Reason(
+                        rule,
+                        f"plugin {name!r} failed while checking ({type(exc).__name__}: {exc}); "
+                        f"denied because a security check that cannot run fails closed",
+                        f"fix or disable the plugin ({DISABLED_PLUGINS_ENV_VAR}={name})",
+                        plugin=name,
+                    )
+                )
+                continue
+            for reason in result or ():
+                reasons.append(reason if reason.plugin else _with_plugin(reason, name))
+        return reasons
+
+    def detect_environment(self, policy: Policy) -> tuple[str, str] | None:
+        for name, function in self._impls("envguard_detect_environment"):
+            try:
+                result = function(policy=policy)
+            except Exception as exc:
+                raise PluginError(name, f"envguard_detect_environment failed: {exc}") from exc
+            if result is not None:
+                return str(result), f"plugin {name}"
+        return None
+
+    def identity(self, policy: Policy) -> str:
+        result = self.pm.hook.envguard_identity(policy=policy)
+        if result:
+            return str(result)
+        import getpass
+
+        actor = self._environ.get("ENVGUARD_ACTOR", "").strip()
+        return actor or getpass.getuser()
+
+    def roles(self, identity: str, policy: Policy) -> set[str]:
+        held = policy.roles_of(identity)
+        for extra in self.pm.hook.envguard_roles(identity=identity, policy=policy):
+            held.update(extra or ())
+        return held
+
+    def resolve_origin(
+        self, subject: str, digest: str | None, policy: Policy
+    ) -> tuple[list[DataLineage], list[Reason]]:
+        """Every plugin's answer about ``subject``, and a reason for each plugin that failed."""
+        from envguard.decisions import Reason
+
+        found: list[DataLineage] = []
+        errors: list[Reason] = []
+        for name, function in self._impls("envguard_resolve_origin"):
+            try:
+                result = function(subject=subject, digest=digest, policy=policy)
+            except Exception as exc:
+                log.exception("plugin %s failed in envguard_resolve_origin", name)
+                errors.append(
+                    Reason(
+                        "origin-unknown",
+                        f"plugin {name!r} could not resolve the origin of {subject} "
+                        f"({type(exc).__name__}: {exc})",
+                        f"fix or disable the plugin ({DISABLED_PLUGINS_ENV_VAR}={name})",
+                        plugin=name,
+                    )
+                )
+                continue
+            if result is not None:
+                found.append(result)
+        return found, errors
+
+    def check_data_use(
+        self, env: ResolvedEnvironment, data: DataLineage, policy: Policy
+    ) -> list[Reason]:
+        return self._checked(
+            "envguard_check_data_use", "plugin-check", env=env, data=data, policy=policy
+        )
+
+    def check_promotion(self, request: PromotionRequest, policy: Policy) -> list[Reason]:
+        return self._checked(
+            "envguard_check_promotion", "plugin-check", request=request, policy=policy
+        )
+
+    def check_data_movement(self, move: DataMovement, policy: Policy) -> list[Reason]:
+        return self._checked(
+            "envguard_check_data_movement", "plugin-check", move=move, policy=policy
+        )
+
+    def on_event(self, event: dict[str, object]) -> None:
+        self._observe("envguard_on_event", event=event)
+
+    def on_violation(self, decision: Decision, policy: Policy) -> None:
+        self._observe("envguard_on_violation", decision=decision, policy=policy)
+
+    def _observe(self, hook_name: str, **kwargs: Any) -> None:
+        for name, function in self._impls(hook_name):
+            try:
+                function(**kwargs)
+            except Exception:
+                log.exception("plugin %s failed in %s; continuing", name, hook_name)
+
+    def add_commands(self, cli: click.Group) -> None:
+        for name, function in self._impls("envguard_add_commands"):
+            try:
+                function(cli=cli)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+                self.infos[name].status = "broken"
+                self.infos[name].reason = f"envguard_add_commands failed: {exc}"
+                log.warning("plugin %s could not add its commands: %s", name, exc)
+
+
+def _with_plugin(reason: Reason, name: str) -> Reason:
+    from dataclasses import replace
+
+    return replace(reason, plugin=name)

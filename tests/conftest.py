@@ -1,0 +1,72 @@
+"""Shared fixtures. Integration fixtures that start real servers live in tests/integration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_POLICY = ROOT / "examples" / "envguard.toml"
+
+
+@pytest.fixture(autouse=True)
+def _clean_envguard_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's own ENVGUARD_* settings, and each starts a fresh runtime."""
+    from envguard import runtime
+
+    for name in (
+        "ENVGUARD_ENV",
+        "ENVGUARD_CONFIG",
+        "ENVGUARD_DISABLE",
+        "ENVGUARD_DISABLED_PLUGINS",
+        "ENVGUARD_ACTOR",
+        "ENVGUARD_DEBUG",
+        "MLFLOW_TRACKING_URI",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder holding only a copy of examples/envguard.toml, as the working directory."""
+    shutil.copy(EXAMPLE_POLICY, tmp_path / "envguard.toml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def envguard_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run the ``envguard`` command in this process, as a user would type it."""
+    from envguard.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

@@ -1,0 +1,109 @@
+"""Documentation is part of the feature: every policy field and every hook is documented (and
+every hook tested), and the code in docs/ runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from envguard import hookspecs
+from envguard.policy import schema_fields
+from tests.conftest import EXAMPLE_POLICY, ROOT
+
+DOCS = ROOT / "docs"
+HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("envguard_"))
+
+
+def test_every_policy_field_is_documented() -> None:
+    text = (DOCS / "policy.md").read_text()
+    missing = []
+    for path, fields in schema_fields().items():
+        for field in fields:
+            dotted = ".".join((*path, field)).replace("*", "NAME")
+            if f"`{dotted}`" not in text:
+                missing.append(dotted)
+    assert not missing, f"docs/policy.md does not document: {missing}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_and_tested(hook: str) -> None:
+    assert f"### `{hook}(" in (DOCS / "hooks.md").read_text(), f"{hook} not in docs/hooks.md"
+    tests = [p for p in (ROOT / "tests").rglob("test_*.py") if p.name != "test_docs.py"]
+    assert any(hook in p.read_text() for p in tests), f"no test mentions {hook}"
+
+
+def blocks(language: str) -> list[tuple[str, str]]:
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        for match in re.finditer(rf"```{language}\n(.*?)```", page.read_text(), re.S):
+            found.append((page.name, match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize(("page", "code"), blocks("python"))
+def test_python_in_docs_runs(page: str, code: str, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, f"{page}: {result.stderr}"
+
+
+@pytest.mark.parametrize(("page", "session"), blocks("console"))
+def test_console_sessions_in_docs_print_what_they_show(
+    page: str, session: str, tmp_path: Path
+) -> None:
+    """``$ command`` lines run in a folder holding the example policy; the lines after each
+    are what it must print (standard output and error together)."""
+    shutil.copy(EXAMPLE_POLICY, tmp_path / "envguard.toml")
+    commands: list[tuple[str, list[str]]] = []
+    for line in session.splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:], []))
+        elif commands:
+            commands[-1][1].append(line)
+    script = "rc=0\n" + "\n".join(
+        f"echo '>>> {i}'\n(exit $rc); {cmd} 2>&1; rc=$?" for i, (cmd, _) in enumerate(commands)
+    )
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "NO_COLOR": "1",
+    }
+    env.pop("ENVGUARD_ENV", None)
+    out = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, check=False
+    ).stdout
+    outputs = re.split(r"^>>> \d+\n", out, flags=re.M)[1:]
+    assert len(outputs) == len(commands), out
+    for (command, expected), actual in zip(commands, outputs, strict=True):
+        assert actual.rstrip("\n").splitlines() == expected, f"{page}: {command}"
+
+
+def test_hook_example_in_docs_is_a_working_plugin() -> None:
+    """The plugin example in docs/hooks.md registers and answers through the plugin manager."""
+    from envguard.plugins import PluginManager
+
+    (code,) = [c for page, c in blocks("python") if "envguard_check_promotion" in c]
+    namespace: dict[str, object] = {"__name__": "docs_example"}
+    exec(compile(textwrap.dedent(code), "hooks.md", "exec"), namespace)  # noqa: S102
+    module = type(sys)("docs_example")
+    module.__dict__.update(namespace)
+    manager = PluginManager(environ={})
+    manager.register(module, "docs-example")
+    assert manager.infos["docs-example"].hooks == ["envguard_check_promotion"]
