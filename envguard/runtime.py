@@ -8,13 +8,15 @@ part is loaded once.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from envguard.environments import ResolvedEnvironment
+    from envguard.lineage.events import EventDraft, Link
+    from envguard.lineage.sql import SqlLineageStore
     from envguard.plugins import PluginManager
     from envguard.policy import Policy
 
@@ -56,6 +58,35 @@ class Runtime:
     @cached_property
     def actor(self) -> str:
         return self.plugins.identity(self.policy)
+
+    @cached_property
+    def store(self) -> SqlLineageStore:
+        """The policy's lineage store, opened (and created or upgraded) on first use."""
+        from envguard.lineage import open_store
+
+        return open_store(self.policy, self.environ)
+
+    def draft(
+        self,
+        kind: str,
+        *,
+        entities: Sequence[str] = (),
+        links: Sequence[Link] = (),
+        payload: Mapping[str, Any] | None = None,
+        environment: str | None = None,
+    ) -> EventDraft:
+        """An event draft stamped with this process's actor, environment and policy."""
+        from envguard.lineage.events import EventDraft
+
+        return EventDraft(
+            kind,
+            entities=entities,
+            links=links,
+            payload=dict(payload or {}),
+            actor=self.actor,
+            environment=environment or self.environment.name,
+            policy_sha256=self.policy.sha256,
+        )
 
 
 _current: Runtime | None = None

@@ -47,8 +47,32 @@ def blocks(language: str) -> list[tuple[str, str]]:
     return found
 
 
+def docs_workspace(folder: Path) -> dict[str, str]:
+    """The folder a reader of the docs is in: the example policy, customers.csv registered as
+    production data in the lineage log. Returns the environment to run commands with."""
+    shutil.copy(EXAMPLE_POLICY, folder / "envguard.toml")
+    (folder / "customers.csv").write_text("id,email\n1,ada@example.com\n")
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "NO_COLOR": "1",
+    }
+    env.pop("ENVGUARD_ENV", None)
+    subprocess.run(
+        [sys.executable, "-m", "envguard", "data", "register", "customers.csv", "--env", "prod"],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
 @pytest.mark.parametrize(("page", "code"), blocks("python"))
 def test_python_in_docs_runs(page: str, code: str, tmp_path: Path) -> None:
+    env = docs_workspace(tmp_path)
     script = tmp_path / "snippet.py"
     script.write_text(code)
     result = subprocess.run(
@@ -56,7 +80,7 @@ def test_python_in_docs_runs(page: str, code: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=env,
         check=False,
     )
     assert result.returncode == 0, f"{page}: {result.stderr}"
@@ -68,7 +92,7 @@ def test_console_sessions_in_docs_print_what_they_show(
 ) -> None:
     """``$ command`` lines run in a folder holding the example policy; the lines after each
     are what it must print (standard output and error together)."""
-    shutil.copy(EXAMPLE_POLICY, tmp_path / "envguard.toml")
+    env = docs_workspace(tmp_path)
     commands: list[tuple[str, list[str]]] = []
     for line in session.splitlines():
         if line.startswith("$ "):

@@ -148,6 +148,11 @@ def plugins_command(as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    from envguard.cli.audit_commands import audit_group
+    from envguard.cli.data_commands import data_group
+
+    cli.add_command(audit_group)
+    cli.add_command(data_group)
     cli.add_command(env_command)
     cli.add_command(policy_group)
     cli.add_command(plugins_command)

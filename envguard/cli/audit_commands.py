@@ -1,0 +1,166 @@
+"""``envguard audit verify|checkpoint|log|lineage``: the auditor's view of the lineage log."""
+
+from __future__ import annotations
+
+import click
+
+from envguard.cli.output import emit_json, heading
+
+__all__ = ["audit_group"]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Verify, checkpoint, list and query the lineage log."""
+
+
+def _checkpoint_verifier() -> object:
+    from envguard.keys import verify_signature
+    from envguard.runtime import current
+
+    policy = current().policy
+
+    def verify(keyid: str, signature: bytes, message: bytes) -> str | None:
+        try:
+            verify_signature(policy, "checkpoint", keyid, signature, message)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return verify
+
+
+@audit_group.command("verify")
+@json_option
+def audit_verify(as_json: bool) -> None:
+    """Re-verify the whole hash chain and every signed checkpoint. Exit 1 on any finding."""
+    from envguard.lineage.verify import verify_store
+    from envguard.runtime import current
+
+    runtime = current()
+    store = runtime.store
+    report = verify_store(store, _checkpoint_verifier())  # type: ignore[arg-type]
+    report.pending_spool = store.spool.count() if store.spool else 0
+    if as_json:
+        emit_json({"store": store.safe_url, **report.to_dict()})
+    else:
+        state = (
+            click.style("intact", fg="green", bold=True)
+            if report.ok
+            else click.style("NOT intact", fg="red", bold=True)
+        )
+        click.echo(
+            f"{store.safe_url}: {report.events} events, {report.checkpoints} signed "
+            f"checkpoints: {state}"
+        )
+        for finding in report.findings:
+            click.echo(f"  - event {finding.seq}: {finding.problem}: {finding.message}")
+        if report.pending_spool:
+            click.echo(
+                f"  {report.pending_spool} event(s) spooled, waiting for the store "
+                f"(replayed on the next successful write)"
+            )
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@audit_group.command("checkpoint")
+@json_option
+def audit_checkpoint(as_json: bool) -> None:
+    """Sign a checkpoint of the log's current head now."""
+    from envguard.runtime import current
+
+    checkpoint = current().store.checkpoint()
+    if as_json:
+        emit_json(checkpoint.to_dict())
+        return
+    click.echo(
+        f"checkpoint at event {checkpoint.seq}: head {checkpoint.head_hash} "
+        f"signed by key {checkpoint.keyid[:16]}…"
+    )
+
+
+@audit_group.command("log")
+@click.option("--kind", help="Only events of this kind (e.g. dataset.used).")
+@click.option("--entity", help="Only events concerning this entity (sha256:…, run:…, models:/…).")
+@click.option("--since", help="Only events at or after this UTC time (ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@json_option
+def audit_log(
+    kind: str | None, entity: str | None, since: str | None, limit: int | None, as_json: bool
+) -> None:
+    """List events of the lineage log, oldest first."""
+    from envguard.runtime import current
+
+    events = current().store.events(kind=kind, entity=entity, since=_since(since), limit=limit)
+    if as_json:
+        emit_json([e.to_dict() for e in events])
+        return
+    for event in events:
+        click.echo(
+            f"{event.seq:>7} {event.time} {event.kind:<20} {event.environment:<8} "
+            f"{event.actor:<12} {' '.join(event.entities)}"
+        )
+
+
+def _since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    from envguard.errors import InputError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            "--since",
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@audit_group.command("lineage")
+@click.argument("entity")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="How far to walk.")
+@json_option
+def audit_lineage(entity: str, depth: int | None, as_json: bool) -> None:
+    """What ENTITY came from and what came from it (a path names the file's content digest)."""
+    from pathlib import Path
+
+    from envguard.runtime import current
+
+    if Path(entity).is_file():
+        from envguard.digests import file_sha256
+
+        entity = f"sha256:{file_sha256(entity)}"
+    store = current().store
+    up = store.ancestors(entity, depth)
+    down = store.descendants(entity, depth)
+    touching = store.touching(entity)
+    if as_json:
+        emit_json(
+            {
+                "entity": entity,
+                "ancestors": [e.__dict__ for e in up],
+                "descendants": [e.__dict__ for e in down],
+                "events": [e.to_dict() for e in touching],
+            }
+        )
+        return
+    click.echo(heading(entity))
+    for title, edges in (("upstream", up), ("downstream", down)):
+        click.echo(f"{title}:" + ("" if edges else " none"))
+        for edge in edges:
+            click.echo(
+                f"{'  ' * edge.depth}{edge.src} --{edge.relation}--> {edge.dst}  (event {edge.seq})"
+            )
+    click.echo(f"events: {len(touching)}")
+    for event in touching:
+        click.echo(
+            f"  {event.seq:>6} {event.time} {event.kind} by {event.actor} in {event.environment}"
+        )

@@ -1,0 +1,112 @@
+"""The data-use gate: may this process use this data? Decide, record, alert.
+
+Every integration that sees data being used (``envguard data check``, MLflow's ``log_input``,
+DVC reads) calls :func:`check_data_use`. It resolves the data's lineage from the lineage store
+and from the plugins (``envguard_resolve_origin``), decides under the policy, adds the plugins'
+reasons (``envguard_check_data_use``), records the decision, and sends violations to the alert
+hook. A decision that denies (or must be recorded to allow) and cannot be recorded is denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from envguard.decisions import DataLineage, Decision, Reason, conclude, decide_data_use
+from envguard.errors import StoreError
+
+if TYPE_CHECKING:
+    from envguard.runtime import Runtime
+
+__all__ = ["check_data_use", "merge_lineage"]
+
+
+def merge_lineage(found: list[DataLineage], is_prod: Callable[[str], bool]) -> DataLineage | None:
+    """Combine answers: a production finding wins; masking counts only with that finding."""
+    if not found:
+        return None
+    prod = [f for f in found if f.origin_env and is_prod(f.origin_env)]
+    if prod:
+        unmasked = [f for f in prod if not f.masked_by]
+        return unmasked[0] if unmasked else prod[0]
+    return next((f for f in found if f.origin_env), found[0])
+
+
+def check_data_use(
+    runtime: Runtime,
+    subject: str,
+    digest: str | None,
+    *,
+    run: str | None = None,
+    record: bool = True,
+) -> Decision:
+    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known)."""
+    from envguard.lineage import dataset_entity
+    from envguard.lineage.origin import resolve_lineage
+
+    policy = runtime.policy
+    env = runtime.environment
+    found: list[DataLineage] = []
+    reasons: list[Reason] = []
+    store = None
+    if digest:
+        try:
+            store = runtime.store
+            found.append(resolve_lineage(store, policy, subject, dataset_entity(digest), digest))
+        except StoreError as exc:
+            reasons.append(
+                Reason(
+                    "lineage-unavailable", str(exc), "make the lineage store reachable, then retry"
+                )
+            )
+    plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, digest, policy)
+    found.extend(plugin_found)
+    reasons.extend(plugin_errors)
+    lineage = merge_lineage(
+        found, lambda name: name in policy.spec.environments and policy.is_prod(name)
+    ) or DataLineage(subject, digest)
+    lineage = replace(lineage, subject=subject, digest=lineage.digest or digest)
+    core = decide_data_use(policy, env.name, lineage)
+    reasons = [*core.reasons, *reasons, *runtime.plugins.check_data_use(env, lineage, policy)]
+    decision = conclude("data-use", subject, reasons, policy, env.name)
+    if record:
+        decision = _record(runtime, decision, lineage, run)
+    if decision.violated:
+        runtime.plugins.on_violation(decision, policy)
+    return decision
+
+
+def _record(
+    runtime: Runtime, decision: Decision, lineage: DataLineage, run: str | None
+) -> Decision:
+    from envguard.lineage import Link, dataset_entity
+
+    entities = [dataset_entity(lineage.digest)] if lineage.digest else []
+    links = [Link(entities[0], run, "used-by")] if entities and run else []
+    draft = runtime.draft(
+        "dataset.used" if decision.allowed else "decision",
+        entities=[*entities, *([run] if run and not links else [])],
+        links=links,
+        payload={
+            "decision": decision.to_dict(),
+            "subject": lineage.subject,
+            "origin": lineage.origin_env,
+            "chain": list(lineage.chain),
+            "masked_by": lineage.masked_by,
+        },
+    )
+    guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
+    required = (decision.violated and runtime.policy.mode == "enforce") or guards_prod
+    try:
+        runtime.store.append(draft, required=required)
+    except StoreError as exc:
+        reason = Reason("record-required", f"{exc}", "make the lineage store writable, then retry")
+        return conclude(
+            decision.action,
+            decision.subject,
+            [*decision.reasons, reason],
+            runtime.policy,
+            decision.environment,
+        )
+    return decision

@@ -1,0 +1,126 @@
+"""Where a dataset comes from: its origin, and any production data upstream of it.
+
+Production lineage propagates along every derivation edge, through any number of steps, except
+an edge whose relation is ``masked`` (a masking step whose output carries a masking proof that
+verified when it was recorded). :func:`resolve_lineage` answers with a
+:class:`~envguard.decisions.DataLineage` for the data-use gate: the production environment found
+upstream (or the data's own origin), the chain of steps from there, and the masking proof when
+production data is reached only through masking.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from envguard.decisions import DataLineage
+from envguard.lineage import schema as t
+
+if TYPE_CHECKING:
+    from envguard.lineage.sql import SqlLineageStore
+    from envguard.policy import Policy
+
+__all__ = ["origins_of", "resolve_lineage"]
+
+ORIGIN_KINDS = ("dataset.registered", "object.stored")
+MAX_DEPTH = 64
+
+
+def origins_of(store: SqlLineageStore, entities: list[str]) -> dict[str, str]:
+    """Entity -> the origin environment recorded first for it."""
+    found: dict[str, str] = {}
+    if not entities:
+        return found
+    query = (
+        sa.select(t.event_entities.c.entity, t.events.c.payload, t.events.c.seq)
+        .join(t.events, t.events.c.seq == t.event_entities.c.seq)
+        .where(t.event_entities.c.entity.in_(entities), t.events.c.kind.in_(ORIGIN_KINDS))
+        .order_by(t.events.c.seq)
+    )
+    store.open()
+    with store.engine.connect() as conn:
+        for entity, payload, _seq in conn.execute(query):
+            origin = json.loads(payload).get("origin")
+            if isinstance(origin, str):
+                found.setdefault(entity, origin)
+    return found
+
+
+def resolve_lineage(
+    store: SqlLineageStore, policy: Policy, subject: str, entity: str, digest: str | None = None
+) -> DataLineage:
+    """Walk upstream of ``entity``; report production origin (or own origin) and masking."""
+    parent: dict[str, tuple[str, str] | None] = {entity: None}  # node -> (child, relation)
+    frontier = [entity]
+    masked: list[tuple[str, str]] = []  # (source node, masked node) pairs
+    prod_node: str | None = None
+    origins = origins_of(store, [entity])
+    depth = 0
+    while frontier and depth < MAX_DEPTH:
+        hit = next((n for n in frontier if _is_prod(policy, origins.get(n))), None)
+        if hit is not None:
+            prod_node = hit
+            break
+        depth += 1
+        edges = store._edges_to(frontier)
+        nxt: list[str] = []
+        for src, dst, relation in edges:
+            if relation == "masked":
+                masked.append((src, dst))
+                continue
+            if src not in parent:
+                parent[src] = (dst, relation)
+                nxt.append(src)
+        origins.update(origins_of(store, nxt))
+        frontier = nxt
+    own = origins.get(entity)
+    if prod_node is not None:
+        return DataLineage(subject, digest, origins[prod_node], _chain(prod_node, parent, origins))
+    for src, dst in masked:
+        upstream = resolve_lineage(store, policy, subject, src, digest)
+        if upstream.origin_env and _is_prod(policy, upstream.origin_env):
+            proof = _proof_for(store, src, dst)
+            chain = (*upstream.chain, f"masked ({dst})")
+            if proof:
+                return DataLineage(subject, digest, upstream.origin_env, chain, masked_by=proof)
+            return DataLineage(subject, digest, upstream.origin_env, chain)
+    return DataLineage(subject, digest, own, (f"{own} origin",) if own else ())
+
+
+def _is_prod(policy: Policy, env: str | None) -> bool:
+    return env is not None and env in policy.spec.environments and policy.is_prod(env)
+
+
+def _chain(
+    node: str, parent: dict[str, tuple[str, str] | None], origins: dict[str, str]
+) -> tuple[str, ...]:
+    steps = [f"{_short(node)} (origin {origins[node]})"]
+    current: str | None = node
+    while current is not None and parent.get(current) is not None:
+        child, relation = parent[current]  # type: ignore[misc]
+        steps.append(f"{relation} -> {_short(child)}")
+        current = child
+    return tuple(steps)
+
+
+def _short(entity: str) -> str:
+    if entity.startswith("sha256:"):
+        return entity[:19] + "…"
+    return entity
+
+
+def _proof_for(store: SqlLineageStore, src: str, dst: str) -> str | None:
+    query = (
+        sa.select(t.events.c.entities)
+        .join(t.edges, t.edges.c.seq == t.events.c.seq)
+        .where(t.edges.c.src == src, t.edges.c.dst == dst, t.edges.c.relation == "masked")
+        .order_by(t.events.c.seq.desc())
+    )
+    with store.engine.connect() as conn:
+        for (entities,) in conn.execute(query):
+            for item in json.loads(entities):
+                if isinstance(item, str) and item.startswith("proof:"):
+                    return item
+    return None

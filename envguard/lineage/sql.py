@@ -1,0 +1,483 @@
+"""The SQLAlchemy lineage store: SQLite (WAL) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+
+from envguard.errors import StoreError
+from envguard.lineage import schema as t
+from envguard.lineage.events import (
+    Event,
+    EventDraft,
+    Link,
+    body_text,
+    canonical_json,
+    chain_hash,
+    utc_now,
+)
+from envguard.lineage.spool import Spool
+
+__all__ = ["Checkpoint", "Edge", "SqlLineageStore"]
+
+log = logging.getLogger(__name__)
+
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    relation: str
+    seq: int
+    depth: int = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    head_hash: str
+    time: str
+    keyid: str
+    signature: bytes
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.seq, self.head_hash, self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {
+            "seq": self.seq,
+            "head_hash": self.head_hash,
+            "time": self.time,
+            "keyid": self.keyid,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+
+def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
+    return canonical_json(
+        {"head_hash": head_hash, "seq": seq, "time": time, "type": "envguard.checkpoint/v1"}
+    ).encode()
+
+
+class Signer(Protocol):
+    """What the store needs to sign checkpoints: a key id and a sign function."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def redact_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+class SqlLineageStore:
+    """An append-only, hash-chained event log with a lineage graph over it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        checkpoint_every: int = 1000,
+        signer: Signer | None = None,
+        spool_dir: Path | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.safe_url = redact_url(url)
+        self.checkpoint_every = checkpoint_every
+        self.signer = signer
+        self.spool = Spool(spool_dir) if spool_dir else None
+        self.engine = _make_engine(url, timeout)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._ready = False
+
+    def _ensure_schema(self) -> None:
+        """Create or upgrade the schema on first use (raises sqlalchemy errors as they come)."""
+        if not self._ready:
+            from envguard.lineage.migrate import ensure_schema
+
+            ensure_schema(self.engine, self.safe_url)
+            self._ready = True
+
+    def open(self) -> SqlLineageStore:
+        """Make sure the store can be read; :class:`StoreError` with the reason if not."""
+        try:
+            self._ensure_schema()
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"lineage store {self.safe_url}: cannot open: {_short(exc)}") from None
+        return self
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SqlLineageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(envguard_write=True) as conn, conn.begin():
+            yield conn
+
+    def append(self, draft: EventDraft, *, required: bool = True) -> Event | None:
+        """Record one event. ``required`` (the default): a failure raises :class:`StoreError` —
+        for decisions that guard production. Otherwise the event is spooled and ``None`` returned.
+        """
+        events = self.append_many([draft], required=required)
+        return events[0] if events else None
+
+    def append_many(self, drafts: Sequence[EventDraft], *, required: bool = True) -> list[Event]:
+        stamped = [d if d.time else _with_time(d) for d in drafts]
+        pending = self.spool.pending() if self.spool else []
+        try:
+            self._ensure_schema()
+            with self._writing() as conn:
+                replayed = [EventDraft.from_json(item) for _, items in pending for item in items]
+                written = self._append_locked(conn, [*replayed, *stamped])
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+            if self.spool:
+                self.spool.release([path for path, _ in pending])
+            if required or self.spool is None:
+                raise StoreError(
+                    f"lineage store {self.safe_url}: cannot record {len(stamped)} event(s) "
+                    f"({_short(exc)}); the action is refused because its record is required"
+                ) from None
+            self.spool.write([d.to_json() for d in stamped])
+            log.warning(
+                "lineage store %s unavailable (%s); %d event(s) spooled to %s",
+                self.safe_url,
+                _short(exc),
+                len(stamped),
+                self.spool.folder,
+            )
+            return []
+        if self.spool:
+            self.spool.done([path for path, _ in pending])
+        return written[len(written) - len(stamped) :]
+
+    def _append_locked(self, conn: Connection, drafts: Sequence[EventDraft]) -> list[Event]:
+        query = sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1)
+        if self.is_postgres:
+            query = query.with_for_update()
+        seq, prev = conn.execute(query).one()
+        rows: list[dict[str, Any]] = []
+        entity_rows: list[dict[str, Any]] = []
+        edge_rows: list[dict[str, Any]] = []
+        written: list[Event] = []
+        for draft in drafts:
+            seq += 1
+            entities_json = canonical_json(list(draft.entities))
+            links = [link.as_list() for link in draft.links]
+            links_json = canonical_json(links)
+            payload_json = canonical_json(dict(draft.payload))
+            body = body_text(
+                actor=draft.actor,
+                entities_json=entities_json,
+                environment=draft.environment,
+                kind=draft.kind,
+                links_json=links_json,
+                payload_json=payload_json,
+                policy_sha256=draft.policy_sha256,
+                time=draft.time,
+            )
+            digest = chain_hash(seq, prev, body)
+            rows.append(
+                {
+                    "seq": seq,
+                    "time": draft.time,
+                    "actor": draft.actor,
+                    "environment": draft.environment,
+                    "kind": draft.kind,
+                    "entities": entities_json,
+                    "links": links_json,
+                    "payload": payload_json,
+                    "policy_sha256": draft.policy_sha256,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            entity_rows.extend({"entity": e, "seq": seq} for e in draft.all_entities())
+            edge_rows.extend(
+                {"src": s, "dst": d, "relation": r, "seq": seq}
+                for s, d, r in dict.fromkeys(map(tuple, links))
+            )
+            written.append(
+                Event(
+                    seq,
+                    draft.time,
+                    draft.actor,
+                    draft.environment,
+                    draft.kind,
+                    list(draft.entities),
+                    list(draft.links),
+                    dict(draft.payload),
+                    draft.policy_sha256,
+                    prev,
+                    digest,
+                )
+            )
+            prev = digest
+        conn.execute(t.events.insert(), rows)
+        if entity_rows:
+            conn.execute(t.event_entities.insert(), entity_rows)
+        if edge_rows:
+            conn.execute(t.edges.insert(), edge_rows)
+        conn.execute(t.chain_head.update().where(t.chain_head.c.id == 1).values(seq=seq, hash=prev))
+        if self.signer is not None and self.checkpoint_every:
+            for event in written:
+                if event.seq % self.checkpoint_every == 0:
+                    self._insert_checkpoint(conn, event.seq, event.hash)
+        return written
+
+    def _insert_checkpoint(self, conn: Connection, seq: int, head_hash: str) -> Checkpoint:
+        time = utc_now()
+        assert self.signer is not None
+        signature = self.signer.sign(checkpoint_message(seq, head_hash, time))
+        cp = Checkpoint(seq, head_hash, time, self.signer.key_id, signature)
+        conn.execute(
+            t.checkpoints.insert().values(
+                **{k: getattr(cp, k) for k in ("seq", "head_hash", "time", "keyid", "signature")}
+            )
+        )
+        return cp
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the current head now (``envguard audit checkpoint``)."""
+        if self.signer is None:
+            raise StoreError("no signing key configured for checkpoints")
+        self.open()
+        with self._writing() as conn:
+            seq, head = conn.execute(sa.select(t.chain_head.c.seq, t.chain_head.c.hash)).one()
+            if seq == 0:
+                raise StoreError(f"lineage store {self.safe_url} is empty: nothing to checkpoint")
+            existing = conn.execute(sa.select(t.checkpoints).where(t.checkpoints.c.seq == seq))
+            row = existing.first()
+            if row is not None:
+                return Checkpoint(row.seq, row.head_hash, row.time, row.keyid, bytes(row.signature))
+            return self._insert_checkpoint(conn, seq, head)
+
+    # -- reading -------------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        self.open()
+        with self.engine.connect() as conn:
+            seq, digest = conn.execute(sa.select(t.chain_head.c.seq, t.chain_head.c.hash)).one()
+        return int(seq), str(digest)
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        entity: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[Event]:
+        query = sa.select(t.events).where(t.events.c.seq > after_seq).order_by(t.events.c.seq)
+        if kind:
+            query = query.where(t.events.c.kind == kind)
+        if since:
+            query = query.where(t.events.c.time >= since)
+        if entity:
+            sub = sa.select(t.event_entities.c.seq).where(t.event_entities.c.entity == entity)
+            query = query.where(t.events.c.seq.in_(sub))
+        if limit:
+            query = query.limit(limit)
+        self.open()
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=2000).execute(query)
+            for row in result:
+                yield _event(row)
+
+    def chain_rows(self, batch: int = 20000) -> Iterator[Sequence[Any]]:
+        """Raw rows in sequence order, streamed in batches (for verification)."""
+        columns = [
+            t.events.c[name]
+            for name in (
+                "seq",
+                "time",
+                "actor",
+                "environment",
+                "kind",
+                "entities",
+                "links",
+                "payload",
+                "policy_sha256",
+                "prev_hash",
+                "hash",
+            )
+        ]
+        last = 0
+        self.open()
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    sa.select(*columns)
+                    .where(t.events.c.seq > last)
+                    .order_by(t.events.c.seq)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                yield from rows
+                last = rows[-1][0]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        self.open()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.checkpoints).order_by(t.checkpoints.c.seq)).all()
+        return [Checkpoint(r.seq, r.head_hash, r.time, r.keyid, bytes(r.signature)) for r in rows]
+
+    def _edges(self, conn: Connection, column: str, nodes: Iterable[str]) -> list[Any]:
+        found: list[Any] = []
+        items = list(nodes)
+        for start in range(0, len(items), _IN_CHUNK):
+            chunk = items[start : start + _IN_CHUNK]
+            found.extend(conn.execute(sa.select(t.edges).where(t.edges.c[column].in_(chunk))))
+        return found
+
+    def _edges_to(self, nodes: Iterable[str]) -> list[tuple[str, str, str]]:
+        """Edges whose ``dst`` is one of ``nodes``: (src, dst, relation)."""
+        self.open()
+        with self.engine.connect() as conn:
+            return [(r.src, r.dst, r.relation) for r in self._edges(conn, "dst", nodes)]
+
+    def _walk(self, entity: str, depth: int | None, upstream: bool) -> list[Edge]:
+        near, far = ("dst", "src") if upstream else ("src", "dst")
+        seen = {entity}
+        frontier = [entity]
+        out: list[Edge] = []
+        level = 0
+        self.open()
+        with self.engine.connect() as conn:
+            while frontier and (depth is None or level < depth):
+                level += 1
+                nxt: list[str] = []
+                for row in self._edges(conn, near, frontier):
+                    out.append(Edge(row.src, row.dst, row.relation, row.seq, level))
+                    node = getattr(row, far)
+                    if node not in seen:
+                        seen.add(node)
+                        nxt.append(node)
+                frontier = nxt
+        return out
+
+    def ancestors(self, entity: str, depth: int | None = None) -> list[Edge]:
+        """Every edge upstream of ``entity`` (what it came from), nearest first."""
+        return self._walk(entity, depth, upstream=True)
+
+    def descendants(self, entity: str, depth: int | None = None) -> list[Edge]:
+        """Every edge downstream of ``entity`` (what came from it), nearest first."""
+        return self._walk(entity, depth, upstream=False)
+
+    def path(self, src: str, dst: str, max_depth: int = 64) -> list[Edge] | None:
+        """The shortest chain of edges from ``src`` down to ``dst``, or None."""
+        parents: dict[str, Any] = {src: None}
+        frontier = [src]
+        self.open()
+        with self.engine.connect() as conn:
+            for _ in range(max_depth):
+                if not frontier:
+                    break
+                nxt: list[str] = []
+                for row in self._edges(conn, "src", frontier):
+                    if row.dst in parents:
+                        continue
+                    parents[row.dst] = row
+                    if row.dst == dst:
+                        chain: list[Edge] = []
+                        node: Any = row
+                        while node is not None:
+                            chain.append(Edge(node.src, node.dst, node.relation, node.seq))
+                            node = parents[node.src]
+                        return chain[::-1]
+                    nxt.append(row.dst)
+                frontier = nxt
+        return None
+
+    def touching(self, entity: str) -> list[Event]:
+        """Every event that concerns ``entity`` (directly or as a link end), in order."""
+        return list(self.events(entity=entity))
+
+    def count(self) -> int:
+        return self.head()[0]
+
+
+def _event(row: Any) -> Event:
+    import json
+
+    return Event(
+        row.seq,
+        row.time,
+        row.actor,
+        row.environment,
+        row.kind,
+        json.loads(row.entities),
+        [Link(*item) for item in json.loads(row.links)],
+        json.loads(row.payload),
+        row.policy_sha256,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def _with_time(draft: EventDraft) -> EventDraft:
+    from dataclasses import replace
+
+    return replace(draft, time=utc_now())
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _make_engine(url: str, timeout: float) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": timeout})
+
+        @sa_event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode and str(mode[0]).lower() != "wal":
+                log.debug("sqlite journal mode is %s, not WAL", mode[0])
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("envguard_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    try:
+        return sa.create_engine(
+            url, pool_recycle=1800, connect_args={"connect_timeout": max(1, int(timeout))}
+        )
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        hint = ""
+        if url.startswith("postgresql"):
+            hint = "; for PostgreSQL: pip install 'envguard[postgres]'"
+        raise StoreError(f"lineage store {redact_url(url)}: {exc}{hint}") from None
