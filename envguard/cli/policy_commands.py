@@ -153,6 +153,23 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(audit_group)
     cli.add_command(data_group)
+    cli.add_command(demo_command)
     cli.add_command(env_command)
     cli.add_command(policy_group)
     cli.add_command(plugins_command)
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Play the demo in this folder (kept afterwards) instead of a temporary one.",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary workspace.")
+def demo_command(workdir: Path | None, keep: bool) -> None:
+    """Play envguard's whole job end to end, on embedded defaults, in a throw-away workspace."""
+    from envguard.demo import run_demo
+
+    code = run_demo(workdir, keep)
+    if code:
+        raise SystemExit(code)

@@ -1,0 +1,197 @@
+"""The demo's story, step by step."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from envguard.demo.data import write_customers
+
+__all__ = ["Step", "run_demo"]
+
+
+@dataclass
+class Step:
+    title: str
+    command: list[str]
+    expect_exit: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    explain: str = ""
+
+
+class Story:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.failures: list[str] = []
+        self.number = 0
+        self.base_env = {
+            **os.environ,
+            "ENVGUARD_ACTOR": "ada",
+            "NO_COLOR": "1",
+            "DVC_NO_ANALYTICS": "1",
+        }
+        self.base_env.pop("ENVGUARD_CONFIG", None)
+        self.base_env.pop("ENVGUARD_LINEAGE_URL", None)
+
+    def say(self, text: str) -> None:
+        click.echo(text)
+
+    def run(self, step: Step) -> str:
+        self.number += 1
+        click.echo()
+        click.echo(click.style(f"[{self.number}] {step.title}", bold=True))
+        env = {**self.base_env, **step.env}
+        shown = " ".join(f"{k}={v}" for k, v in step.env.items())
+        click.echo(
+            click.style(f"$ {shown + ' ' if shown else ''}{' '.join(step.command)}", fg="cyan")
+        )
+        argv = step.command
+        if argv[0] == "envguard":
+            argv = [sys.executable, "-m", "envguard", *argv[1:]]
+        result = subprocess.run(
+            argv, cwd=self.workdir, env=env, capture_output=True, text=True, check=False
+        )
+        output = (result.stdout + result.stderr).rstrip()
+        for line in output.splitlines():
+            click.echo(f"    {line}")
+        if result.returncode == step.expect_exit:
+            verdict = click.style("as expected", fg="green")
+        else:
+            verdict = click.style(
+                f"UNEXPECTED (exit {result.returncode}, expected {step.expect_exit})",
+                fg="red",
+                bold=True,
+            )
+            self.failures.append(step.title)
+        if step.explain:
+            click.echo(f"  -> {step.explain} [{verdict}]")
+        return output
+
+
+def run_demo(workdir: Path | None, keep: bool) -> int:
+    """Play the story in ``workdir`` (a new temporary folder when None). Returns the exit code."""
+    started = time.monotonic()
+    temporary = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="envguard-demo-")) if workdir is None else workdir
+    folder.mkdir(parents=True, exist_ok=True)
+    story = Story(folder)
+    try:
+        _play(story, folder)
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    click.echo()
+    if story.failures:
+        click.echo(
+            click.style(
+                f"demo FAILED in {elapsed:.0f} s: {', '.join(story.failures)}", fg="red", bold=True
+            )
+        )
+        return 1
+    where = "removed" if temporary and not keep else str(folder)
+    click.echo(
+        click.style(
+            f"demo finished in {elapsed:.0f} s; every decision was as expected. Workspace: {where}",
+            fg="green",
+            bold=True,
+        )
+    )
+    return 0
+
+
+def _play(story: Story, folder: Path) -> None:
+    from envguard.cli.policy_commands import default_policy_text
+
+    story.say(click.style("envguard demo", bold=True) + f" — workspace {folder}")
+    story.say("A team with three environments: train and test (non-production) and prod.")
+    (folder / "envguard.toml").write_text(default_policy_text(), encoding="utf-8")
+    raw = write_customers(folder / "prod" / "customers.csv")
+    story.say(
+        f"Synthetic production customer data with PII: {raw.relative_to(folder)} "
+        f"(names, e-mails, phones, SSNs, card numbers and IPs in free text)."
+    )
+
+    story.run(
+        Step(
+            "The policy is valid",
+            ["envguard", "policy", "validate"],
+            0,
+            explain="every problem would be listed at once, with file and field",
+        )
+    )
+    story.run(
+        Step(
+            "Where am I?",
+            ["envguard", "env"],
+            0,
+            {"ENVGUARD_ENV": "train"},
+            explain="the environment comes from ENVGUARD_ENV, else the policy's default",
+        )
+    )
+    story.run(
+        Step(
+            "The platform team declares the customer table production data",
+            ["envguard", "data", "register", "prod/customers.csv", "--env", "prod"],
+            0,
+            {"ENVGUARD_ACTOR": "margaret", "ENVGUARD_ENV": "prod"},
+            explain="recorded by content digest in the lineage log",
+        )
+    )
+    story.run(
+        Step(
+            "A training job in `train` wants the raw production data",
+            ["envguard", "data", "check", "prod/customers.csv"],
+            1,
+            {"ENVGUARD_ENV": "train"},
+            explain="refused: production data in a non-production environment",
+        )
+    )
+    dev = folder / "dev"
+    dev.mkdir(exist_ok=True)
+    shutil.copy(raw, dev / "customers_export.csv")
+    story.say("\nSomeone copies the raw file into the development folder under another name...")
+    story.run(
+        Step(
+            "...and a data check in `train` still knows where it came from",
+            ["envguard", "data", "check", "dev/customers_export.csv"],
+            1,
+            {"ENVGUARD_ENV": "train"},
+            explain="a copy has the same digest, so it keeps its production origin",
+        )
+    )
+    story.run(
+        Step(
+            "In `prod`, the same data may be used",
+            ["envguard", "data", "check", "prod/customers.csv"],
+            0,
+            {"ENVGUARD_ENV": "prod"},
+            explain="allowed, and recorded",
+        )
+    )
+    story.run(Step("Every decision is in the lineage log", ["envguard", "audit", "log"], 0))
+    story.run(
+        Step(
+            "Sign a checkpoint of the log",
+            ["envguard", "audit", "checkpoint"],
+            0,
+            explain="truncating or rewriting the log is now detectable",
+        )
+    )
+    story.run(
+        Step(
+            "The auditor verifies the log",
+            ["envguard", "audit", "verify"],
+            0,
+            explain="the hash chain and every signed checkpoint verify",
+        )
+    )
