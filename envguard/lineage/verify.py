@@ -1,19 +1,32 @@
 """Verification of the lineage log: the hash chain, the chain head, and the signed checkpoints.
 
-Streams the events in order (memory stays flat) and names every finding by sequence number: an
-edited event, a deleted event, an inserted or reordered event, a truncated tail (events removed
-after a checkpoint), a checkpoint that does not match the chain or whose signature fails.
+The chain is valid when, for every event ``n``, (1) its stored hash equals
+``sha256(f"{n}\\n{prev_hash}\\n" + body)`` over its own columns, (2) its ``prev_hash`` equals the
+stored hash of event ``n - 1``, and (3) the sequence numbers have no gap. Each check is local to
+two neighbouring events, so large logs are verified in slices, in parallel processes, each
+streaming its slice through a plain database cursor (memory stays flat). Every finding is named
+by sequence number: an edited event, a deleted event, an inserted or reordered event, a
+truncated tail (events removed after a checkpoint), a checkpoint that does not match the chain
+or whose signature fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from envguard.lineage.events import GENESIS, body_text, chain_hash
 
 __all__ = ["Finding", "VerifyReport", "verify_store"]
+
+#: Below this many events, verify in this process; above, in slices across processes.
+PARALLEL_FROM = 200_000
+_COLUMNS = ("seq, time, actor, environment, kind, entities, links, payload, policy_sha256, "
+            "prev_hash, hash")
+_FETCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,109 +52,160 @@ class VerifyReport:
         return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "head_seq": self.head_seq,
-            "checkpoints": self.checkpoints,
-            "pending_spool": self.pending_spool,
-            "findings": [f.to_dict() for f in self.findings],
-        }
+        return {"ok": self.ok, "events": self.events, "head_seq": self.head_seq,
+                "checkpoints": self.checkpoints, "pending_spool": self.pending_spool,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+@dataclass
+class _Slice:
+    """What one slice found, and its two ends, so that slices can be joined."""
+
+    count: int = 0
+    first: tuple[int, str] | None = None  # (seq, prev_hash column) of its first event
+    last: tuple[int, str] | None = None  # (seq, stored hash) of its last event
+    findings: list[Finding] = field(default_factory=list)
+    hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' sequences
+
+
+def _rows(url: str, low: int, high: int | None) -> Iterator[Sequence[Any]]:
+    """Raw rows with low < seq <= high, in order, through a plain DBAPI cursor."""
+    from envguard.lineage.sql import _make_engine
+
+    engine = _make_engine(url, 60.0)
+    marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            last = low
+            while True:
+                bound = "" if high is None else f" AND seq <= {marker}"
+                params: tuple[int, ...] = (last,) if high is None else (last, high)
+                cursor.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > {marker}{bound} "  # noqa: S608 - fixed columns, bound values
+                               f"ORDER BY seq LIMIT {_FETCH}", params)
+                rows = cursor.fetchall()
+                if not rows:
+                    return
+                yield from rows
+                last = rows[-1][0]
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
+def _verify_slice(url: str, low: int, high: int | None, wanted: frozenset[int]) -> _Slice:
+    out = _Slice()
+    findings = out.findings
+    previous: tuple[int, str] | None = None  # (seq, stored hash) of the event before
+    for row in _rows(url, low, high):
+        seq, time, actor, env, kind, entities, links, payload, policy, prev_col, stored = row
+        out.count += 1
+        body = body_text(actor=actor, entities_json=entities, environment=env, kind=kind,
+                         links_json=links, payload_json=payload, policy_sha256=policy, time=time)
+        if chain_hash(seq, prev_col, body) != stored:
+            findings.append(_diagnose(seq, prev_col, body, stored))
+        if previous is None:
+            out.first = (seq, prev_col)
+        else:
+            findings.extend(_link(previous, seq, prev_col))
+        previous = (seq, stored)
+        if seq in wanted:
+            out.hashes[seq] = stored
+    out.last = previous
+    return out
+
+
+def _link(previous: tuple[int, str], seq: int, prev_col: str) -> list[Finding]:
+    """Check that event ``seq`` follows ``previous`` (its sequence and its hash)."""
+    before, before_hash = previous
+    if seq > before + 1:
+        span = f"{before + 1}" if seq == before + 2 else f"{before + 1}..{seq - 1}"
+        if prev_col == before_hash:
+            return [Finding(before + 1, "inserted-or-reordered",
+                            f"event(s) {span} are missing but event {seq} links to event "
+                            f"{before}: the log was renumbered")]
+        return [Finding(before + 1, "deleted", f"event(s) {span} are missing")]
+    if prev_col != before_hash:
+        return [Finding(seq, "inserted-or-reordered",
+                        f"event {seq} does not follow event {before}: the event before it was "
+                        f"changed, inserted or moved")]
+    return []
+
+
+def _diagnose(seq: int, prev_col: str, body: str, stored: str) -> Finding:
+    for delta in (-1, 1, -2, 2):
+        if chain_hash(seq + delta, prev_col, body) == stored:
+            return Finding(seq, "inserted-or-reordered",
+                           f"event {seq} was written as event {seq + delta}: events were "
+                           f"inserted, removed or reordered before it")
+    return Finding(seq, "edited", f"event {seq} was altered after it was recorded")
 
 
 def verify_store(
     store: Any,
     verify_checkpoint: Callable[[str, bytes, bytes], str | None],
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Verify ``store``. ``verify_checkpoint(keyid, signature, message)`` returns None when the
     signature is good, else the reason it is not."""
     report = VerifyReport()
-    findings = report.findings
-    hashes_at: dict[int, str] = {}
     checkpoints = store.checkpoints()
-    wanted = {cp.seq for cp in checkpoints}
-    prev = GENESIS
-    expected = 1
-    last = 0
-    for row in store.chain_rows():
-        seq, time, actor, env, kind, entities, links, payload, policy, prev_col, stored = row
-        report.events += 1
-        if seq != expected:
-            if seq > expected:
-                span = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
-                findings.append(Finding(expected, "deleted", f"event(s) {span} are missing"))
-            prev = prev_col  # re-synchronise, so that later problems are still found
-        body = body_text(
-            actor=actor,
-            entities_json=entities,
-            environment=env,
-            kind=kind,
-            links_json=links,
-            payload_json=payload,
-            policy_sha256=policy,
-            time=time,
-        )
-        if chain_hash(seq, prev, body) != stored:
-            findings.append(_diagnose(seq, prev, prev_col, body, stored))
-            prev = stored
-        else:
-            prev = stored
-        if seq in wanted:
-            hashes_at[seq] = stored
-        expected = seq + 1
-        last = seq
-        if progress is not None and report.events % 50000 == 0:
-            progress(report.events)
+    wanted = frozenset(cp.seq for cp in checkpoints)
     head_seq, head_hash = store.head()
     report.head_seq = head_seq
-    if head_seq != last or (last and head_hash != prev):
-        findings.append(
-            Finding(
-                last, "head", f"the chain head says event {head_seq} but the last event is {last}"
-            )
-        )
+    slices = _run_slices(store.url, head_seq, wanted, workers)
+    previous: tuple[int, str] | None = None
+    hashes: dict[int, str] = {}
+    for part in slices:
+        report.events += part.count
+        report.findings.extend(part.findings)
+        hashes.update(part.hashes)
+        if part.first is None:
+            continue
+        if previous is None:
+            first_seq, first_prev = part.first
+            if first_seq != 1 or first_prev != GENESIS:
+                report.findings.extend(_link((0, GENESIS), first_seq, first_prev))
+        else:
+            report.findings.extend(_link(previous, *part.first))
+        previous = part.last
+        if progress is not None:
+            progress(report.events)
+    last_seq, last_hash = previous if previous else (0, GENESIS)
+    if head_seq != last_seq or head_hash != last_hash:
+        report.findings.append(Finding(last_seq, "head", f"the chain head says event {head_seq} "
+                                                        f"but the last event is {last_seq}"))
     for cp in checkpoints:
         report.checkpoints += 1
-        if cp.seq > last:
-            findings.append(
-                Finding(
-                    cp.seq,
-                    "truncated",
-                    f"checkpoint {cp.seq} was signed but the log ends at {last}: "
-                    f"events {last + 1}..{cp.seq} (at least) were removed",
-                )
-            )
-        elif hashes_at.get(cp.seq) != cp.head_hash:
-            findings.append(
-                Finding(
-                    cp.seq,
-                    "checkpoint",
-                    f"checkpoint {cp.seq} does not match the event it signed: "
-                    f"the log was rewritten up to there",
-                )
-            )
+        if cp.seq > last_seq:
+            report.findings.append(Finding(
+                cp.seq, "truncated", f"checkpoint {cp.seq} was signed but the log ends at "
+                f"{last_seq}: events {last_seq + 1}..{cp.seq} (at least) were removed"))
+        elif hashes.get(cp.seq) != cp.head_hash:
+            report.findings.append(Finding(
+                cp.seq, "checkpoint", f"checkpoint {cp.seq} does not match the event it signed: "
+                f"the log was rewritten up to there"))
         problem = verify_checkpoint(cp.keyid, cp.signature, cp.message())
         if problem:
-            findings.append(Finding(cp.seq, "checkpoint", f"checkpoint {cp.seq}: {problem}"))
-    findings.sort(key=lambda f: f.seq)
+            report.findings.append(Finding(cp.seq, "checkpoint", f"checkpoint {cp.seq}: {problem}"))
+    report.findings.sort(key=lambda f: f.seq)
     return report
 
 
-def _diagnose(seq: int, prev: str, prev_col: str, body: str, stored: str) -> Finding:
-    for delta in (-1, 1, -2, 2):
-        if chain_hash(seq + delta, prev_col, body) == stored:
-            return Finding(
-                seq,
-                "inserted-or-reordered",
-                f"event {seq} was written as event {seq + delta}: events were "
-                f"inserted, removed or reordered before it",
-            )
-    if chain_hash(seq, prev_col, body) == stored and prev_col != prev:
-        return Finding(
-            seq,
-            "inserted-or-reordered",
-            f"event {seq} does not follow event {seq - 1}: the event before it was "
-            f"changed, inserted or moved",
-        )
-    return Finding(seq, "edited", f"event {seq} was altered after it was recorded")
+def _run_slices(url: str, head_seq: int, wanted: frozenset[int],
+                workers: int | None) -> list[_Slice]:
+    count = workers or os.cpu_count() or 1
+    if head_seq < PARALLEL_FROM or count < 2 or url in ("sqlite://", "sqlite:///:memory:"):
+        return [_verify_slice(url, 0, None, wanted)]
+    size = -(-head_seq // (count * 4))  # a few slices per worker, so they finish together
+    bounds = [(low, low + size) for low in range(0, head_seq, size)]
+    bounds[-1] = (bounds[-1][0], None)  # the last slice takes anything past the head, too
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        futures = [pool.submit(_verify_slice, url, low, high, wanted) for low, high in bounds]
+        return [future.result() for future in futures]

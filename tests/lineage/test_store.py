@@ -121,6 +121,17 @@ def findings(store: SqlLineageStore, verifier=no_signatures) -> list[tuple[int, 
     return [(f.seq, f.problem) for f in verify_store(store, verifier).findings]
 
 
+@pytest.fixture(params=["one-process", "parallel-slices"])
+def slicing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verification gives the same answer in one process and in parallel slices."""
+    from envguard.lineage import verify
+
+    if request.param == "parallel-slices":
+        monkeypatch.setattr(verify, "PARALLEL_FROM", 7)
+        monkeypatch.setattr(verify.os, "cpu_count", lambda: 2)
+
+
+@pytest.mark.usefixtures("slicing")
 def test_verify_names_each_kind_of_tampering(store: SqlLineageStore, store_url: str) -> None:
     store.append_many([draft(i) for i in range(30)])
     tamper(store_url, 'UPDATE events SET payload = \'{"i":99,"note":"x"}\' WHERE seq = 5')
@@ -139,6 +150,7 @@ def test_verify_names_each_kind_of_tampering(store: SqlLineageStore, store_url: 
     assert (21, "inserted-or-reordered") in problems
 
 
+@pytest.mark.usefixtures("slicing")
 def test_verify_finds_an_inserted_event(store: SqlLineageStore, store_url: str) -> None:
     store.append_many([draft(i) for i in range(10)])
     # Shift events 6..10 up by one and put a forged event (correctly hashed on its own) at 6.
@@ -170,6 +182,7 @@ def test_verify_finds_an_inserted_event(store: SqlLineageStore, store_url: str) 
     assert problems[0][0] == 7
 
 
+@pytest.mark.usefixtures("slicing")
 def test_checkpoints_catch_truncation_and_forgery(tmp_path: Path, store_url: str) -> None:
     policy = load_policy(EXAMPLE_POLICY)
     key = signing_key(policy, environ={"ENVGUARD_SIGNING_KEY": _fresh_key()})
