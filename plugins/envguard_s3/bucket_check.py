@@ -24,6 +24,12 @@ __all__ = ["BucketReport", "Finding", "check_buckets", "covers"]
 
 _CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 _SSE_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}
+#: The IAM permission each read needs (GetBucketEncryption's is not named after the call).
+_PERMISSIONS = {
+    "get_bucket_policy": "s3:GetBucketPolicy",
+    "get_bucket_encryption": "s3:GetEncryptionConfiguration",
+    "get_bucket_tagging": "s3:GetBucketTagging",
+}
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def _read(client: Any, report: BucketReport, method: str, absent_code: str) -> A
                 )
             )
             return _MISSING_BUCKET
-        action = "s3:" + "".join(part.title() for part in method.split("_"))
+        action = _PERMISSIONS.get(method, method)
         report.findings.append(
             Finding(
                 "unreadable",

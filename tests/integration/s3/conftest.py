@@ -89,7 +89,9 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def moto_api(endpoint: str, path: str, body: bytes = b"") -> None:
     url = f"{endpoint}/moto-api/{path}"
-    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - our server
+    request = urllib.request.Request(  # noqa: S310 - our server
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
         assert answer.status == 200
 
