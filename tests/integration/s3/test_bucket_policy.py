@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from envguard.errors import EnvironmentUnknown, InputError
-from envguard.policy import Policy, load_policy
 from envguard_s3.bucket_check import covers
 from envguard_s3.bucket_policy import (
     S3Scope,
@@ -20,6 +17,9 @@ from envguard_s3.bucket_policy import (
     iam_policy,
     scopes,
 )
+
+from envguard.errors import EnvironmentUnknown, InputError
+from envguard.policy import Policy, load_policy
 
 
 @pytest.fixture

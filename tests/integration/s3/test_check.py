@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envguard_s3.bucket_policy import bucket_policy
 
 from envguard.policy import load_policy
-from envguard_s3.bucket_policy import bucket_policy
 from tests.integration.s3.conftest import moto_api
 
 pytestmark = pytest.mark.integration
