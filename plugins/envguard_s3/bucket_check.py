@@ -62,7 +62,8 @@ def check_buckets(
     :class:`~envguard.errors.InputError` before anything is read."""
     if not buckets:
         buckets = sorted({b for env in policy.environment_names for b in _env_buckets(policy, env)})
-    plans = [(b.strip().lower(), expected_statements(policy, b)) for b in buckets]
+    unique = list(dict.fromkeys(b.strip().lower() for b in buckets))
+    plans = [(b, expected_statements(policy, b)) for b in unique]
     import boto3
 
     client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None)

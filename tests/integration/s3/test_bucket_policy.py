@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,3 +183,15 @@ def test_policy_command_bad_input_exits_2(
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_importing_the_plugin_stays_light() -> None:
+    probe = (
+        "import envguard_s3, envguard_s3.bucket_policy, envguard_s3.commands, sys\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

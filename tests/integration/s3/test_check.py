@@ -46,7 +46,7 @@ def test_compliant_buckets_pass(compliant: Any, envguard_cli: Cli) -> None:
         "s3://eg-prod (prod): ok",
         "s3://eg-shared (prod, train): ok",
     ]
-    data = envguard_cli("s3", "check", "eg-prod", "--json").json()
+    data = envguard_cli("s3", "check", "eg-prod", "EG-PROD", "--json").json()
     assert data == {
         "ok": True,
         "buckets": [{"bucket": "eg-prod", "environments": ["prod"], "findings": [], "ok": True}],

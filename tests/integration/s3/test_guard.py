@@ -84,6 +84,10 @@ def test_shared_bucket_listing_needs_a_non_prod_prefix(s3: Any, guarded: Guarded
     assert [o["Key"] for o in listed["Contents"]] == ["dev/sample.csv"]
     client.head_bucket(Bucket="eg-prod")  # bucket configuration, no object data
     client.get_bucket_location(Bucket="eg-prod")
+    with pytest.raises(s3.exceptions.ClientError, match="NoSuchBucketPolicy"):
+        client.get_bucket_policy(Bucket="eg-prod")  # reached the server: not refused
+    with pytest.raises(Denied):
+        client.put_bucket_policy(Bucket="eg-prod", Policy="{}")
 
 
 def test_writes_are_tagged_with_the_process_environment(s3: Any, guarded: Guarded) -> None:
