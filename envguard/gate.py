@@ -9,7 +9,7 @@ hook. A decision that denies (or must be recorded to allow) and cannot be record
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -17,9 +17,10 @@ from envguard.decisions import DataLineage, Decision, Reason, conclude, decide_d
 from envguard.errors import StoreError
 
 if TYPE_CHECKING:
+    from envguard.lineage.events import Link
     from envguard.runtime import Runtime
 
-__all__ = ["check_data_use", "merge_lineage"]
+__all__ = ["check_data_use", "merge_lineage", "record_decision"]
 
 
 def merge_lineage(found: list[DataLineage], is_prod: Callable[[str], bool]) -> DataLineage | None:
@@ -84,24 +85,46 @@ def _record(
 
     entities = [dataset_entity(lineage.digest)] if lineage.digest else []
     links = [Link(entities[0], run, "used-by")] if entities and run else []
-    draft = runtime.draft(
-        "dataset.used" if decision.allowed else "decision",
+    guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
+    return record_decision(
+        runtime,
+        decision,
+        kind="dataset.used" if decision.allowed else "decision",
         entities=[*entities, *([run] if run and not links else [])],
         links=links,
         payload={
-            "decision": decision.to_dict(),
             "subject": lineage.subject,
             "origin": lineage.origin_env,
             "chain": list(lineage.chain),
             "masked_by": lineage.masked_by,
         },
+        required=(decision.violated and runtime.policy.mode == "enforce") or guards_prod,
     )
-    guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
-    required = (decision.violated and runtime.policy.mode == "enforce") or guards_prod
+
+
+def record_decision(
+    runtime: Runtime,
+    decision: Decision,
+    *,
+    kind: str = "decision",
+    entities: Sequence[str] = (),
+    links: Sequence[Link] = (),
+    payload: Mapping[str, object] | None = None,
+    required: bool = False,
+) -> Decision:
+    """Record ``decision`` in the lineage log. When the record is ``required`` and cannot be
+    written, the decision becomes a denial naming the store (fail closed); otherwise the event
+    is spooled and the decision stands."""
+    draft = runtime.draft(
+        kind,
+        entities=entities,
+        links=links,
+        payload={"decision": decision.to_dict(), **(payload or {})},
+    )
     try:
         runtime.store.append(draft, required=required)
     except StoreError as exc:
-        reason = Reason("record-required", f"{exc}", "make the lineage store writable, then retry")
+        reason = Reason("record-required", str(exc), "make the lineage store writable, then retry")
         return conclude(
             decision.action,
             decision.subject,

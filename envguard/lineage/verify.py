@@ -24,8 +24,9 @@ __all__ = ["Finding", "VerifyReport", "verify_store"]
 
 #: Below this many events, verify in this process; above, in slices across processes.
 PARALLEL_FROM = 200_000
-_COLUMNS = ("seq, time, actor, environment, kind, entities, links, payload, policy_sha256, "
-            "prev_hash, hash")
+_COLUMNS = (
+    "seq, time, actor, environment, kind, entities, links, payload, policy_sha256, prev_hash, hash"
+)
 _FETCH = 10_000
 
 
@@ -52,9 +53,14 @@ class VerifyReport:
         return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events": self.events, "head_seq": self.head_seq,
-                "checkpoints": self.checkpoints, "pending_spool": self.pending_spool,
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "head_seq": self.head_seq,
+            "checkpoints": self.checkpoints,
+            "pending_spool": self.pending_spool,
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 @dataclass
@@ -82,8 +88,11 @@ def _rows(url: str, low: int, high: int | None) -> Iterator[Sequence[Any]]:
             while True:
                 bound = "" if high is None else f" AND seq <= {marker}"
                 params: tuple[int, ...] = (last,) if high is None else (last, high)
-                cursor.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > {marker}{bound} "  # noqa: S608 - fixed columns, bound values
-                               f"ORDER BY seq LIMIT {_FETCH}", params)
+                cursor.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE seq > {marker}{bound} "  # noqa: S608 - fixed columns, bound values
+                    f"ORDER BY seq LIMIT {_FETCH}",
+                    params,
+                )
                 rows = cursor.fetchall()
                 if not rows:
                     return
@@ -102,8 +111,16 @@ def _verify_slice(url: str, low: int, high: int | None, wanted: frozenset[int]) 
     for row in _rows(url, low, high):
         seq, time, actor, env, kind, entities, links, payload, policy, prev_col, stored = row
         out.count += 1
-        body = body_text(actor=actor, entities_json=entities, environment=env, kind=kind,
-                         links_json=links, payload_json=payload, policy_sha256=policy, time=time)
+        body = body_text(
+            actor=actor,
+            entities_json=entities,
+            environment=env,
+            kind=kind,
+            links_json=links,
+            payload_json=payload,
+            policy_sha256=policy,
+            time=time,
+        )
         if chain_hash(seq, prev_col, body) != stored:
             findings.append(_diagnose(seq, prev_col, body, stored))
         if previous is None:
@@ -123,23 +140,36 @@ def _link(previous: tuple[int, str], seq: int, prev_col: str) -> list[Finding]:
     if seq > before + 1:
         span = f"{before + 1}" if seq == before + 2 else f"{before + 1}..{seq - 1}"
         if prev_col == before_hash:
-            return [Finding(before + 1, "inserted-or-reordered",
-                            f"event(s) {span} are missing but event {seq} links to event "
-                            f"{before}: the log was renumbered")]
+            return [
+                Finding(
+                    before + 1,
+                    "inserted-or-reordered",
+                    f"event(s) {span} are missing but event {seq} links to event "
+                    f"{before}: the log was renumbered",
+                )
+            ]
         return [Finding(before + 1, "deleted", f"event(s) {span} are missing")]
     if prev_col != before_hash:
-        return [Finding(seq, "inserted-or-reordered",
-                        f"event {seq} does not follow event {before}: the event before it was "
-                        f"changed, inserted or moved")]
+        return [
+            Finding(
+                seq,
+                "inserted-or-reordered",
+                f"event {seq} does not follow event {before}: the event before it was "
+                f"changed, inserted or moved",
+            )
+        ]
     return []
 
 
 def _diagnose(seq: int, prev_col: str, body: str, stored: str) -> Finding:
     for delta in (-1, 1, -2, 2):
         if chain_hash(seq + delta, prev_col, body) == stored:
-            return Finding(seq, "inserted-or-reordered",
-                           f"event {seq} was written as event {seq + delta}: events were "
-                           f"inserted, removed or reordered before it")
+            return Finding(
+                seq,
+                "inserted-or-reordered",
+                f"event {seq} was written as event {seq + delta}: events were "
+                f"inserted, removed or reordered before it",
+            )
     return Finding(seq, "edited", f"event {seq} was altered after it was recorded")
 
 
@@ -176,18 +206,33 @@ def verify_store(
             progress(report.events)
     last_seq, last_hash = previous if previous else (0, GENESIS)
     if head_seq != last_seq or head_hash != last_hash:
-        report.findings.append(Finding(last_seq, "head", f"the chain head says event {head_seq} "
-                                                        f"but the last event is {last_seq}"))
+        report.findings.append(
+            Finding(
+                last_seq,
+                "head",
+                f"the chain head says event {head_seq} but the last event is {last_seq}",
+            )
+        )
     for cp in checkpoints:
         report.checkpoints += 1
         if cp.seq > last_seq:
-            report.findings.append(Finding(
-                cp.seq, "truncated", f"checkpoint {cp.seq} was signed but the log ends at "
-                f"{last_seq}: events {last_seq + 1}..{cp.seq} (at least) were removed"))
+            report.findings.append(
+                Finding(
+                    cp.seq,
+                    "truncated",
+                    f"checkpoint {cp.seq} was signed but the log ends at "
+                    f"{last_seq}: events {last_seq + 1}..{cp.seq} (at least) were removed",
+                )
+            )
         elif hashes.get(cp.seq) != cp.head_hash:
-            report.findings.append(Finding(
-                cp.seq, "checkpoint", f"checkpoint {cp.seq} does not match the event it signed: "
-                f"the log was rewritten up to there"))
+            report.findings.append(
+                Finding(
+                    cp.seq,
+                    "checkpoint",
+                    f"checkpoint {cp.seq} does not match the event it signed: "
+                    f"the log was rewritten up to there",
+                )
+            )
         problem = verify_checkpoint(cp.keyid, cp.signature, cp.message())
         if problem:
             report.findings.append(Finding(cp.seq, "checkpoint", f"checkpoint {cp.seq}: {problem}"))
@@ -195,8 +240,9 @@ def verify_store(
     return report
 
 
-def _run_slices(url: str, head_seq: int, wanted: frozenset[int],
-                workers: int | None) -> list[_Slice]:
+def _run_slices(
+    url: str, head_seq: int, wanted: frozenset[int], workers: int | None
+) -> list[_Slice]:
     count = workers or os.cpu_count() or 1
     if head_seq < PARALLEL_FROM or count < 2 or url in ("sqlite://", "sqlite:///:memory:"):
         return [_verify_slice(url, 0, None, wanted)]

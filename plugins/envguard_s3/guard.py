@@ -142,6 +142,15 @@ def guard_call(operation: str, params: dict[str, Any], client: Any = None) -> De
     subject = f"s3://{bucket}/{params['Key']}" if "Key" in params else f"s3://{bucket}"
     decision = conclude(f"S3 {operation}", subject, reasons, policy, env.name)
     if decision.violated:
+        from envguard.gate import record_decision
+
+        decision = record_decision(
+            runtime,
+            decision,
+            kind="violation.found",
+            entities=[subject],
+            payload={"operation": operation},
+        )
         runtime.plugins.on_violation(decision, policy)
         if decision.outcome is Outcome.WARN:
             log.warning("%s", decision.explain())

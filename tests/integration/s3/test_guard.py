@@ -43,6 +43,12 @@ def test_non_prod_write_to_prod_bucket_is_refused_before_it_leaves(
     assert decision.environment == "train"
     assert [r.rule for r in decision.reasons] == ["s3-prod-from-non-prod"]
     assert not _exists(s3, "eg-prod", "leak.csv"), "the request reached the server"
+    from envguard.runtime import current
+
+    (event,) = current().store.events(kind="violation.found")
+    assert event.entities == ["s3://eg-prod/leak.csv"]
+    assert event.environment == "train"
+    assert event.payload["decision"]["outcome"] == "deny"
 
 
 def test_non_prod_read_of_prod_data_is_refused(s3: Any, guarded: Guarded) -> None:
