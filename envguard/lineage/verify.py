@@ -247,7 +247,7 @@ def _run_slices(
     if head_seq < PARALLEL_FROM or count < 2 or url in ("sqlite://", "sqlite:///:memory:"):
         return [_verify_slice(url, 0, None, wanted)]
     size = -(-head_seq // (count * 4))  # a few slices per worker, so they finish together
-    bounds = [(low, low + size) for low in range(0, head_seq, size)]
+    bounds: list[tuple[int, int | None]] = [(low, low + size) for low in range(0, head_seq, size)]
     bounds[-1] = (bounds[-1][0], None)  # the last slice takes anything past the head, too
     import multiprocessing
 
