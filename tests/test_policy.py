@@ -87,7 +87,9 @@ def _tables_at(data: dict, path: tuple[str, ...]) -> list:
         for table in level:
             if not isinstance(table, dict):
                 continue
-            nxt.extend(table.values() if part == "*" else [table.get(part, {})])
+            found = list(table.values()) if part == "*" else [table.get(part, {})]
+            for item in found:
+                nxt.extend(item if isinstance(item, list) else [item])
         level = nxt
     return level
 

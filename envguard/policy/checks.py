@@ -63,6 +63,8 @@ def _schema_path(loc: tuple[str, ...]) -> tuple[str, ...]:
     dynamic_after = {"environments", "promotion", "signers", "columns", "roles", "aliases"}
     previous = ""
     for part in loc:
+        if part.isdigit():
+            continue  # an item of a list of tables: same schema as the list
         out.append("*" if previous in dynamic_after else part)
         previous = part
     return tuple(out)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MASKING_METHODS",
+    "AlertsSpec",
     "ColumnRule",
     "EnvironmentSpec",
     "LineageSpec",
@@ -22,6 +23,7 @@ __all__ = [
     "RegistrySpec",
     "SignerSpec",
     "SigningSpec",
+    "WebhookSpec",
 ]
 
 Tier = Literal["prod", "non-prod"]
@@ -178,6 +180,35 @@ class SigningSpec(_Strict):
     )
 
 
+class WebhookSpec(_Strict):
+    """An HTTP endpoint that receives every violation as signed JSON."""
+
+    url: str = Field(description="Where to POST each violation (http or https).")
+    secret_env: str = Field(
+        "ENVGUARD_WEBHOOK_SECRET",
+        description="Environment variable holding the HMAC-SHA256 key that signs each delivery.",
+    )
+    timeout: float = Field(5.0, gt=0, le=60, description="Seconds to wait for the endpoint.")
+    enabled: bool = Field(True, description="Send to this webhook (false keeps it configured).")
+
+
+class AlertsSpec(_Strict):
+    """Where violations go, besides the lineage log (the `envguard_on_violation` sinks)."""
+
+    log: bool = Field(True, description="Log every violation at WARNING level.")
+    file: str | None = Field(
+        None,
+        description="Append every violation as a JSON line to this file (relative to the policy).",
+    )
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, description="HTTP endpoints that receive every violation."
+    )
+    spool_file: str = Field(
+        ".envguard/alerts-spool.jsonl",
+        description="Deliveries that failed wait here and are retried with the next violation.",
+    )
+
+
 class LineageSpec(_Strict):
     """Where the lineage and audit log lives."""
 
@@ -226,3 +257,4 @@ class PolicySpec(_Strict):
         default_factory=SigningSpec, description="This installation's own signing key."
     )
     lineage: LineageSpec = Field(default_factory=LineageSpec, description="The lineage store.")
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alert sinks.")
