@@ -59,7 +59,20 @@ def tests(session: nox.Session) -> None:
     start (mlflow server, moto's S3 server, PostgreSQL, the dvc command). Extra arguments go to
     pytest, e.g. ``nox -s tests -- -k policy``."""
     session.install(*PROJECT, *_groups("test"))
+    _system_packages(session)
     session.run("pytest", *session.posargs, env=SERVICE_ENV)
+
+
+def _system_packages(session: nox.Session) -> None:
+    """Install the Debian packages the tests drive for real (headless Chromium for the report),
+    when they are missing and this runs as root; PostgreSQL comes with the machine."""
+    import shutil
+
+    if shutil.which("chromium") or os.name != "posix" or os.geteuid() != 0:
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
 
 
 @nox.session

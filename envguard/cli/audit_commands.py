@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from envguard.cli.output import emit_json, heading
@@ -16,32 +18,16 @@ def audit_group() -> None:
     """Verify, checkpoint, list and query the lineage log."""
 
 
-def _checkpoint_verifier() -> object:
-    from envguard.keys import verify_signature
-    from envguard.runtime import current
-
-    policy = current().policy
-
-    def verify(keyid: str, signature: bytes, message: bytes) -> str | None:
-        try:
-            verify_signature(policy, "checkpoint", keyid, signature, message)
-        except ValueError as exc:
-            return str(exc)
-        return None
-
-    return verify
-
-
 @audit_group.command("verify")
 @json_option
 def audit_verify(as_json: bool) -> None:
     """Re-verify the whole hash chain and every signed checkpoint. Exit 1 on any finding."""
-    from envguard.lineage.verify import verify_store
+    from envguard.lineage.verify import checkpoint_verifier, verify_store
     from envguard.runtime import current
 
     runtime = current()
     store = runtime.store
-    report = verify_store(store, _checkpoint_verifier())  # type: ignore[arg-type]
+    report = verify_store(store, checkpoint_verifier(runtime.policy))
     report.pending_spool = store.spool.count() if store.spool else 0
     if as_json:
         emit_json({"store": store.safe_url, **report.to_dict()})
@@ -164,3 +150,49 @@ def audit_lineage(entity: str, depth: int | None, as_json: bool) -> None:
         click.echo(
             f"  {event.seq:>6} {event.time} {event.kind} by {event.actor} in {event.environment}"
         )
+
+
+@audit_group.command("report")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the HTML report.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the evidence as JSON to this file.",
+)
+def audit_report(output: Path, json_path: Path | None) -> None:
+    """Write the I&S-05 evidence report: one self-contained HTML file organised by the seven
+    auditing guidelines, answering AI-CAIQ I&S-05.1 with evidence."""
+    import json
+
+    from envguard.report import gather, render_html
+    from envguard.runtime import current
+
+    evidence = gather(current())
+    _write(output, render_html(evidence))
+    if json_path is not None:
+        _write(json_path, json.dumps(evidence, indent=2, sort_keys=True))
+    click.echo(
+        f"I&S-05.1: {evidence['caiq']['answer']}; report written to {output}"
+        + (f" (evidence: {json_path})" if json_path else "")
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    """Write atomically: a reader never sees half a report."""
+    from envguard.errors import InputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot write the report: {exc.strerror}") from None

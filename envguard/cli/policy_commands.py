@@ -163,13 +163,12 @@ def register(cli: click.Group) -> None:
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Play the demo in this folder (kept afterwards) instead of a temporary one.",
+    help="Play the demo in this folder (default: a new temporary folder).",
 )
-@click.option("--keep", is_flag=True, help="Keep the temporary workspace.")
-def demo_command(workdir: Path | None, keep: bool) -> None:
-    """Play envguard's whole job end to end, on embedded defaults, in a throw-away workspace."""
+def demo_command(workdir: Path | None) -> None:
+    """Play envguard's whole job end to end, on embedded defaults, in a new workspace."""
     from envguard.demo import run_demo
 
-    code = run_demo(workdir, keep)
+    code = run_demo(workdir)
     if code:
         raise SystemExit(code)

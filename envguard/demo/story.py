@@ -32,6 +32,7 @@ class Story:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.failures: list[str] = []
+        self.report: Path | None = None
         self.number = 0
         self.base_env = {
             **os.environ,
@@ -77,35 +78,25 @@ class Story:
         return output
 
 
-def run_demo(workdir: Path | None, keep: bool) -> int:
-    """Play the story in ``workdir`` (a new temporary folder when None). Returns the exit code."""
+def run_demo(workdir: Path | None) -> int:
+    """Play the story in ``workdir`` (a new temporary folder when None, kept afterwards so that
+    the report can be opened). Returns the exit code."""
     started = time.monotonic()
-    temporary = workdir is None
     folder = Path(tempfile.mkdtemp(prefix="envguard-demo-")) if workdir is None else workdir
     folder.mkdir(parents=True, exist_ok=True)
     story = Story(folder)
-    try:
-        _play(story, folder)
-    finally:
-        if temporary and not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+    _play(story, folder)
     elapsed = time.monotonic() - started
     click.echo()
     if story.failures:
-        click.echo(
-            click.style(
-                f"demo FAILED in {elapsed:.0f} s: {', '.join(story.failures)}", fg="red", bold=True
-            )
-        )
+        failed = ", ".join(story.failures)
+        click.echo(click.style(f"demo FAILED in {elapsed:.0f} s: {failed}", fg="red", bold=True))
         return 1
-    where = "removed" if temporary and not keep else str(folder)
-    click.echo(
-        click.style(
-            f"demo finished in {elapsed:.0f} s; every decision was as expected. Workspace: {where}",
-            fg="green",
-            bold=True,
-        )
-    )
+    done = f"demo finished in {elapsed:.0f} s; every decision was as expected."
+    click.echo(click.style(done, fg="green", bold=True))
+    click.echo(f"Workspace: {folder}")
+    if story.report is not None:
+        click.echo(f"Evidence report: {story.report}")
     return 0
 
 
@@ -195,3 +186,12 @@ def _play(story: Story, folder: Path) -> None:
             explain="the hash chain and every signed checkpoint verify",
         )
     )
+    story.run(
+        Step(
+            "The auditor's evidence report, organised by I&S-05's auditing guidelines",
+            ["envguard", "audit", "report", "-o", "report.html", "--json", "report.json"],
+            0,
+            explain="one self-contained HTML file; open it in a browser",
+        )
+    )
+    story.report = folder / "report.html"

@@ -421,6 +421,34 @@ class SqlLineageStore:
     def count(self) -> int:
         return self.head()[0]
 
+    def counts_by_kind(self) -> dict[str, int]:
+        self.open()
+        query = sa.select(t.events.c.kind, sa.func.count()).group_by(t.events.c.kind)
+        with self.engine.connect() as conn:
+            return {str(kind): int(n) for kind, n in conn.execute(query)}
+
+    def policy_history(self) -> list[dict[str, Any]]:
+        """Every policy sha256 the log has seen, with its first and last use and event count."""
+        self.open()
+        c = t.events.c
+        query = (
+            sa.select(c.policy_sha256, sa.func.min(c.time), sa.func.max(c.time), sa.func.count())
+            .group_by(c.policy_sha256)
+            .order_by(sa.func.min(c.time))
+        )
+        with self.engine.connect() as conn:
+            return [
+                {"sha256": sha, "first": first, "last": last, "events": int(n)}
+                for sha, first, last, n in conn.execute(query)
+            ]
+
+    def recent_edges(self, limit: int) -> list[Edge]:
+        """The most recently recorded edges (for drawing the lineage graph)."""
+        self.open()
+        query = sa.select(t.edges).order_by(t.edges.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [Edge(r.src, r.dst, r.relation, r.seq) for r in conn.execute(query)]
+
 
 def _event(row: Any) -> Event:
     import json

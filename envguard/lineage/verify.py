@@ -16,11 +16,14 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envguard.lineage.events import GENESIS, body_text, chain_hash
 
-__all__ = ["Finding", "VerifyReport", "verify_store"]
+if TYPE_CHECKING:
+    from envguard.policy import Policy
+
+__all__ = ["Finding", "VerifyReport", "checkpoint_verifier", "verify_store"]
 
 #: Below this many events, verify in this process; above, in slices across processes.
 PARALLEL_FROM = 200_000
@@ -255,3 +258,17 @@ def _run_slices(
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = [pool.submit(_verify_slice, url, low, high, wanted) for low, high in bounds]
         return [future.result() for future in futures]
+
+
+def checkpoint_verifier(policy: Policy) -> Callable[[str, bytes, bytes], str | None]:
+    """Check checkpoint signatures against the keys the policy trusts for ``checkpoint``."""
+    from envguard.keys import verify_signature
+
+    def verify(keyid: str, signature: bytes, message: bytes) -> str | None:
+        try:
+            verify_signature(policy, "checkpoint", keyid, signature, message)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return verify

@@ -211,7 +211,7 @@ def test_checkpoints_catch_truncation_and_forgery(tmp_path: Path, store_url: str
     )
     assert findings(store, verifier) == [(25, "truncated")]
     tamper(
-        store_url, "UPDATE checkpoints SET head_hash = 'f' || substr(head_hash, 2) WHERE seq = 10"
+        store_url, f"UPDATE checkpoints SET head_hash = '{'x' * 64}' WHERE seq = 10"
     )
     assert (10, "checkpoint") in findings(store, verifier)
     tamper(store_url, "UPDATE checkpoints SET time = '2000-01-01T00:00:00.000000Z' WHERE seq = 20")
