@@ -210,9 +210,7 @@ def test_checkpoints_catch_truncation_and_forgery(tmp_path: Path, store_url: str
         "UPDATE chain_head SET seq = 22, hash = (SELECT hash FROM events WHERE seq = 22)",
     )
     assert findings(store, verifier) == [(25, "truncated")]
-    tamper(
-        store_url, f"UPDATE checkpoints SET head_hash = '{'x' * 64}' WHERE seq = 10"
-    )
+    tamper(store_url, f"UPDATE checkpoints SET head_hash = '{'x' * 64}' WHERE seq = 10")
     assert (10, "checkpoint") in findings(store, verifier)
     tamper(store_url, "UPDATE checkpoints SET time = '2000-01-01T00:00:00.000000Z' WHERE seq = 20")
     messages = [f.message for f in verify_store(store, verifier).findings]
