@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers import MotoServer, PostgresServer
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "envguard.toml"
 
@@ -34,6 +36,26 @@ def _clean_envguard_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     runtime.reset()
     yield
     runtime.reset()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session (started on first use)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3-compatible server for the whole session (started on first use)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

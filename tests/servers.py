@@ -10,12 +10,15 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["PostgresServer", "free_port", "wait_until"]
+__all__ = ["MlflowServer", "MotoServer", "PostgresServer", "free_port", "wait_until"]
 
 
 def free_port() -> int:
@@ -114,3 +117,122 @@ class PostgresServer:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MotoServer:
+    """moto's S3-compatible server mode (``moto_server``) on a free port of 127.0.0.1."""
+
+    def __init__(self, log_path: Path) -> None:
+        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which(
+            "moto_server"
+        )
+        if exe is None:
+            raise RuntimeError("moto_server not found: pip install 'moto[server]'")
+        self.exe = exe
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoServer:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [self.exe, "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._answers, "moto_server")
+        return self
+
+    def _answers(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited early:\n{self.log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):  # noqa: S310 - the server we started
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def api(self, path: str, body: bytes = b"") -> None:
+        """POST to moto's control API (``reset``, ``iam-config``, ...)."""
+        request = urllib.request.Request(  # noqa: S310 - the server we started
+            f"{self.url}/moto-api/{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            if answer.status != 200:
+                raise RuntimeError(f"moto-api/{path} answered {answer.status}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class MlflowServer:
+    """A plain ``mlflow server`` (sqlite backend, served artifacts) on a free port of 127.0.0.1."""
+
+    def __init__(self, folder: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        log = (self.folder / "mlflow-server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                mlflow,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--workers",
+                "1",
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.folder,
+            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING": "false", **self.env},
+        )
+        log.close()
+        wait_until(self._healthy, "mlflow server", timeout)
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                "mlflow server exited early:\n"
+                + (self.folder / "mlflow-server.log").read_text()[-4000:]
+            )
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer:  # noqa: S310 - the server we started
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

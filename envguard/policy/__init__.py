@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,12 @@ from pydantic import BaseModel, ValidationError
 from envguard.errors import EnvironmentUnknown, PolicyError, PolicyProblem
 from envguard.policy.checks import check_references, problems_from_validation
 from envguard.policy.schema import EnvironmentSpec, PolicySpec, PromotionRule
+from envguard.policy_source import CONFIG_ENV_VAR, POLICY_FILENAME, PolicySource, find_policy
 from envguard.uris import normalize_uri, parse_location
 
 __all__ = [
     "CONFIG_ENV_VAR",
+    "POLICY_FILENAME",
     "Policy",
     "PolicySource",
     "find_policy",
@@ -35,60 +35,6 @@ __all__ = [
     "parse_policy",
     "schema_fields",
 ]
-
-CONFIG_ENV_VAR = "ENVGUARD_CONFIG"
-POLICY_FILENAME = "envguard.toml"
-
-
-@dataclass(frozen=True)
-class PolicySource:
-    """Where a policy was found: the file, the table inside it, and how it was chosen."""
-
-    path: Path
-    table: str  # "" for envguard.toml, "tool.envguard" inside pyproject.toml
-    how: str  # "ENVGUARD_CONFIG", "envguard.toml", "pyproject.toml"
-
-
-def find_policy(
-    start: Path | None = None, environ: Mapping[str, str] | None = None
-) -> PolicySource:
-    """Locate the policy, or raise :class:`PolicyError` saying where envguard looked."""
-    environ = os.environ if environ is None else environ
-    named = environ.get(CONFIG_ENV_VAR)
-    if named:
-        path = Path(named).expanduser()
-        if not path.is_file():
-            raise PolicyError.single(
-                str(path), "", f"{CONFIG_ENV_VAR} names this file, but it does not exist"
-            )
-        table = "tool.envguard" if path.name == "pyproject.toml" else ""
-        return PolicySource(path.resolve(), table, CONFIG_ENV_VAR)
-    here = (start or Path.cwd()).resolve()
-    pyproject: Path | None = None
-    for folder in (here, *here.parents):
-        candidate = folder / POLICY_FILENAME
-        if candidate.is_file():
-            return PolicySource(candidate, "", POLICY_FILENAME)
-        project = folder / "pyproject.toml"
-        if pyproject is None and project.is_file() and _has_tool_table(project):
-            pyproject = project
-    if pyproject is not None:
-        return PolicySource(pyproject, "tool.envguard", "pyproject.toml")
-    raise PolicyError.single(
-        str(here),
-        "",
-        f"no policy found: create {POLICY_FILENAME} here or in a parent folder "
-        f"(`envguard policy init`), add [tool.envguard] to pyproject.toml, "
-        f"or set {CONFIG_ENV_VAR}",
-    )
-
-
-def _has_tool_table(path: Path) -> bool:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    return isinstance(data.get("tool"), dict) and "envguard" in data["tool"]
 
 
 def load_policy(

@@ -10,18 +10,15 @@ to ``train`` and ``prod/`` prefix to ``prod``.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.servers import MotoServer
 
 POLICY = """\
 version = 1
@@ -45,46 +42,10 @@ s3 = ["eg-prod", "s3://eg-shared/prod/"]
 BUCKETS = ("eg-dev", "eg-prod", "eg-shared")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a moto S3 server running for the whole session."""
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which(
-        "moto_server"
-    )
-    assert exe, "moto_server not found: pip install 'moto[server]'"
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited early:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310 - http to the server this fixture started
-                    break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not answer within 60 s:\n{log_path.read_text()}")
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def moto_endpoint(moto: MotoServer) -> str:
+    """The URL of the session's moto S3 server."""
+    return moto.url
 
 
 def moto_api(endpoint: str, path: str, body: bytes = b"") -> None:
