@@ -121,7 +121,7 @@ class ProcessFacts:
         return self.policy.resolve_path(self.policy.spec.lineage.spool_dir) / "mlflow.jsonl"
 
 
-_cache: tuple[int, ProcessFacts | None] | None = None
+_cache: tuple[Runtime, ProcessFacts | None] | None = None
 
 
 def _not_configured(runtime: Runtime) -> bool:
@@ -144,7 +144,7 @@ def current_facts() -> ProcessFacts | None:
     from envguard.plugins import client_side_disabled
 
     runtime = runtime_module.current()
-    if _cache is not None and _cache[0] == id(runtime):
+    if _cache is not None and _cache[0] is runtime:
         return _cache[1]
     facts: ProcessFacts | None = None
     if client_side_disabled(runtime.environ) or runtime.environ.get(SERVER_MARKER_ENV_VAR):
@@ -154,7 +154,7 @@ def current_facts() -> ProcessFacts | None:
     else:
         facts = ProcessFacts(runtime)
         facts.tags  # noqa: B018 - resolve everything now, so that errors surface at the first call
-    _cache = (id(runtime), facts)
+    _cache = (runtime, facts)
     return facts
 
 

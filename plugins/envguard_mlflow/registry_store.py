@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from envguard_mlflow import guards
-from envguard_mlflow.facts import current_facts
+from envguard_mlflow.facts import ProcessFacts, current_facts
 
 __all__ = ["GuardedRegistryStore", "guard_registry_store", "model_id_from_source"]
 
 _guarded_classes: dict[type, type] = {}
 
 
-def guard_registry_store(store: Any) -> Any:
+def guard_registry_store(store: Any, uri: str) -> Any:
     """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
     if isinstance(store, GuardedRegistryStore):
         return store
@@ -29,6 +29,8 @@ def guard_registry_store(store: Any) -> Any:
         guarded = type(f"Guarded{cls.__name__}", (GuardedRegistryStore, cls), {})
         _guarded_classes[cls] = guarded
     store.__class__ = guarded
+    store._envguard_uri = uri
+    store._envguard_checked_for = None
     return store
 
 
@@ -47,23 +49,35 @@ _Base: Any = object
 class GuardedRegistryStore(_Base):  # type: ignore[misc]  # mixed into untyped MLflow classes
     """Mixed in before a concrete MLflow registry store class; see the module's docstring."""
 
+    _envguard_uri: str
+    _envguard_checked_for: ProcessFacts | None
+
+    def _envguard_facts(self) -> ProcessFacts | None:
+        """This process's facts (None: act as plain MLflow), the store's URI checked against
+        them once: again only when the runtime changes (a test switching ``ENVGUARD_ENV``)."""
+        facts = current_facts()
+        if facts is not None and facts is not self._envguard_checked_for:
+            guards.check_location(facts, self._envguard_uri, "registry")
+            self._envguard_checked_for = facts
+        return facts
+
     def create_registered_model(
         self, name: Any, tags: Any = None, description: Any = None, deployment_job_id: Any = None
     ) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             pairs = ((t.key, t.value) for t in tags or ())
             guards.check_tags(facts, pairs, {}, f"registered model {name}")
         return super().create_registered_model(name, tags, description, deployment_job_id)
 
     def set_registered_model_tag(self, name: Any, tag: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.check_tags(facts, [(tag.key, tag.value)], {}, f"registered model {name}")
         return super().set_registered_model_tag(name, tag)
 
     def delete_registered_model_tag(self, name: Any, key: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.refuse_tag_delete(facts, str(key), f"registered model {name}")
         return super().delete_registered_model_tag(name, key)
@@ -79,7 +93,7 @@ class GuardedRegistryStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         local_model_path: Any = None,
         model_id: Any = None,
     ) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             from mlflow.entities.model_registry import ModelVersionTag
 
@@ -98,14 +112,14 @@ class GuardedRegistryStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         )
 
     def set_model_version_tag(self, name: Any, version: Any, tag: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             subject = f"models:/{name}/{version}"
             guards.check_tags(facts, [(tag.key, tag.value)], {}, subject)
         return super().set_model_version_tag(name, version, tag)
 
     def delete_model_version_tag(self, name: Any, version: Any, key: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.refuse_tag_delete(facts, str(key), f"models:/{name}/{version}")
         return super().delete_model_version_tag(name, version, key)

@@ -48,35 +48,37 @@ def _scheme(uri: str) -> str:
 
 def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> Any:
     """MLflow's tracking store for ``store_uri``, guarded unless envguard is off here."""
-    uri = store_uri
-    store = _tracking_builder(_scheme(uri))(store_uri=uri, artifact_uri=artifact_uri)
     from envguard_mlflow.facts import current_facts
 
-    facts = current_facts()
+    facts = current_facts()  # before MLflow's builder, which may create a database
+    if facts is not None:
+        from envguard_mlflow import guards
+
+        guards.check_location(facts, store_uri, "tracking")
+    store = _tracking_builder(_scheme(store_uri))(store_uri=store_uri, artifact_uri=artifact_uri)
     if facts is None:
         return store
-    from envguard_mlflow import guards
     from envguard_mlflow.tracking_store import guard_tracking_store
 
-    guards.check_location(facts, uri, "tracking")
-    return guard_tracking_store(store)
+    return guard_tracking_store(store, store_uri)
 
 
 def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> Any:
     """MLflow's model-registry store for ``store_uri``, guarded unless envguard is off here."""
-    uri = store_uri
-    builder = _registry_builder(_scheme(uri))
-    if _scheme(uri) in _SQL:
-        store = builder(store_uri=uri)  # MLflow's SQL registry builder takes no tracking URI
-    else:
-        store = builder(store_uri=uri, tracking_uri=tracking_uri)
     from envguard_mlflow.facts import current_facts
 
-    facts = current_facts()
+    facts = current_facts()  # before MLflow's builder, which may create a database
+    if facts is not None:
+        from envguard_mlflow import guards
+
+        guards.check_location(facts, store_uri, "registry")
+    builder = _registry_builder(_scheme(store_uri))
+    if _scheme(store_uri) in _SQL:
+        store = builder(store_uri=store_uri)  # MLflow's SQL registry builder takes no tracking URI
+    else:
+        store = builder(store_uri=store_uri, tracking_uri=tracking_uri)
     if facts is None:
         return store
-    from envguard_mlflow import guards
     from envguard_mlflow.registry_store import guard_registry_store
 
-    guards.check_location(facts, uri, "registry")
-    return guard_registry_store(store)
+    return guard_registry_store(store, store_uri)

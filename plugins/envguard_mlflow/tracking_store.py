@@ -30,7 +30,7 @@ _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 _guarded_classes: dict[type, type] = {}
 
 
-def guard_tracking_store(store: Any) -> Any:
+def guard_tracking_store(store: Any, uri: str) -> Any:
     """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
     cls = type(store)
     if isinstance(store, GuardedTrackingStore):
@@ -40,6 +40,8 @@ def guard_tracking_store(store: Any) -> Any:
         guarded = type(f"Guarded{cls.__name__}", (GuardedTrackingStore, cls), {})
         _guarded_classes[cls] = guarded
     store.__class__ = guarded
+    store._envguard_uri = uri
+    store._envguard_checked_for = None
     return store
 
 
@@ -77,6 +79,18 @@ _Base: Any = object
 class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped MLflow classes
     """Mixed in before a concrete MLflow tracking store class; see the module's docstring."""
 
+    _envguard_uri: str
+    _envguard_checked_for: ProcessFacts | None
+
+    def _envguard_facts(self) -> ProcessFacts | None:
+        """This process's facts (None: act as plain MLflow), the store's URI checked against
+        them once: again only when the runtime changes (a test switching ``ENVGUARD_ENV``)."""
+        facts = current_facts()
+        if facts is not None and facts is not self._envguard_checked_for:
+            guards.check_location(facts, self._envguard_uri, "tracking")
+            self._envguard_checked_for = facts
+        return facts
+
     _envguard_experiments: set[str]
     _envguard_artifact_uris: dict[str, str]
 
@@ -87,7 +101,7 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
 
     # -- experiments and runs -------------------------------------------------------------------
     def create_experiment(self, name: Any, artifact_location: Any = None, tags: Any = None) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             pairs = ((t.key, t.value) for t in tags or ())
             guards.check_tags(facts, pairs, {}, f"experiment {name}")
@@ -107,7 +121,7 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
     def create_run(
         self, experiment_id: Any, user_id: Any, start_time: Any, tags: Any, run_name: Any
     ) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is None:
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)
         from mlflow.entities import RunTag
@@ -124,7 +138,7 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
 
     def update_run_info(self, run_id: Any, run_status: Any, end_time: Any, run_name: Any) -> Any:
         result = super().update_run_info(run_id, run_status, end_time, run_name)
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             from mlflow.entities import RunStatus
 
@@ -137,38 +151,38 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
 
     # -- tags -----------------------------------------------------------------------------------
     def set_tag(self, run_id: Any, tag: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
         return super().set_tag(run_id, tag)
 
     def set_tag_async(self, run_id: Any, tag: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
         return super().set_tag_async(run_id, tag)
 
     def delete_tag(self, run_id: Any, key: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.refuse_tag_delete(facts, str(key), f"run {run_id}")
         return super().delete_tag(run_id, key)
 
     def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None and tags:
             guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
         return super().log_batch(run_id, metrics, params, tags)
 
     def log_batch_async(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None and tags:
             guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
         return super().log_batch_async(run_id, metrics, params, tags)
 
     # -- dataset inputs -------------------------------------------------------------------------
     def log_inputs(self, run_id: Any, datasets: Any = None, models: Any = None) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None and datasets:
             datasets = [self.admit_dataset_input(facts, str(run_id), d) for d in datasets]
         return super().log_inputs(run_id, datasets=datasets, models=models)
@@ -216,7 +230,7 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         params: Any = None,
         model_type: Any = None,
     ) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             from mlflow.entities import LoggedModelTag
 
@@ -233,21 +247,21 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         return model
 
     def set_logged_model_tags(self, model_id: Any, tags: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             pairs = ((t.key, t.value) for t in tags or ())
             guards.check_tags(facts, pairs, facts.tags, f"model {model_id}")
         return super().set_logged_model_tags(model_id, tags)
 
     def delete_logged_model_tag(self, model_id: Any, key: Any) -> Any:
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             guards.refuse_tag_delete(facts, str(key), f"model {model_id}")
         return super().delete_logged_model_tag(model_id, key)
 
     def finalize_logged_model(self, model_id: Any, status: Any) -> Any:
         model = super().finalize_logged_model(model_id, status)
-        facts = current_facts()
+        facts = self._envguard_facts()
         if facts is not None:
             self._envguard_state()
             uri = self._envguard_artifact_uris.pop(str(model_id), None)
