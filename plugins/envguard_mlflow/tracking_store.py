@@ -14,6 +14,7 @@ where a dataset's digests are known before MLflow records it (the data-use gate 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,16 @@ def guard_tracking_store(store: Any, uri: str) -> Any:
     return store
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:\
+
+
 def _local_dir(uri: str) -> Path | None:
-    if uri.startswith("file://"):
+    """The folder of a local artifact location (a path or ``file:`` URI), else None."""
+    if uri.startswith("file:"):
         from urllib.parse import unquote, urlsplit
 
         return Path(unquote(urlsplit(uri).path))
-    return Path(uri) if "://" not in uri and ":" not in uri[:3] else None
+    return None if _SCHEME.match(uri) else Path(uri)
 
 
 def record_local_artifacts(facts: ProcessFacts, owner: str, artifact_uri: str) -> None:
