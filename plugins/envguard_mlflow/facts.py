@@ -95,8 +95,6 @@ class ProcessFacts:
     @cached_property
     def tags(self) -> dict[str, str]:
         """The tags every run, logged model and dataset input gets, in a stable order."""
-        from envguard import __version__
-
         env = self.environment
         tags = {
             "envguard.env": env.name,
@@ -104,7 +102,6 @@ class ProcessFacts:
             "envguard.policy_sha256": self.policy.sha256,
             "envguard.actor": self.runtime.actor,
             "envguard.host": self.host,
-            "envguard.version": __version__,
         }
         if self.git_commit:
             tags["envguard.git_commit"] = self.git_commit

@@ -94,6 +94,8 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         if facts is not None and facts is not self._envguard_checked_for:
             guards.check_location(facts, self._envguard_uri, "tracking")
             self._envguard_checked_for = facts
+            self.__dict__.pop("_envguard_experiments", None)  # checked for another runtime
+            self._envguard_state()
         return facts
 
     _envguard_experiments: set[str]
@@ -102,6 +104,7 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
     def _envguard_state(self) -> None:
         if "_envguard_experiments" not in self.__dict__:
             self._envguard_experiments = set()
+        if "_envguard_artifact_uris" not in self.__dict__:
             self._envguard_artifact_uris = {}
 
     # -- experiments and runs -------------------------------------------------------------------
