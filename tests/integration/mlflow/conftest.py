@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-SERVER_DEADLINE_S = 90.0
+# Healthy in ~10 s on an idle 2-CPU machine; a shared, loaded one has needed 110 s.
+SERVER_DEADLINE_S = 240.0
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def script_runs(site: Site, request: pytest.FixtureRequest) -> dict[str, ScriptR
     started["http"] = (workdir, server, commit, _start(workdir, server))
     runs = {}
     for name, (workdir, uri, commit, proc) in started.items():
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=480)
         runs[name] = ScriptRun(workdir, uri, proc.returncode, out, err, commit)
     return runs
 
