@@ -160,13 +160,15 @@ def tracking_uri(request: pytest.FixtureRequest, site: Site) -> str:
 
 @pytest.fixture
 def guarded(site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    """This process runs in `train` under the site's policy; MLflow's fluent state is reset."""
+    """This process runs in `train` under the site's policy, in the site's folder; MLflow's fluent
+    state is reset afterwards."""
     import mlflow
 
     from envguard import runtime
 
     monkeypatch.setenv("ENVGUARD_CONFIG", str(site.policy))
     monkeypatch.setenv("ENVGUARD_ENV", "train")
+    monkeypatch.chdir(site.root)  # MLflow's default artifact root is ./mlruns
     runtime.reset()
     yield site
     while mlflow.active_run() is not None:
