@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -65,6 +65,8 @@ class PluginInfo:
     status: str  # "active", "inactive", "disabled", "broken"
     reason: str = ""
     hooks: list[str] = field(default_factory=list)
+    #: entry points this plugin declares for other tools (``GROUP:NAME``), once checked
+    tool_entry_points: list[str] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -166,6 +168,43 @@ class PluginManager:
         info.hooks = sorted(
             caller.name for caller in self.pm.get_hookcallers(plugin) or [] if caller.name
         )
+
+    def check_tool_entry_points(self) -> PluginManager:
+        """Load, as the other tool would, every entry point that an active plugin declares in
+        another tool's group (``mlflow.tracking_store``, ...) from its own package.
+
+        The tool's own package (the group's first dotted part, ``mlflow``) is imported first, as
+        when the tool loads them. Tools such as MLflow catch a plugin's import error and only warn,
+        so a broken plugin would be silently absent there; here a failure marks the plugin
+        ``broken``, with the group, the entry point and the error. This imports the tool (MLflow),
+        so it is not done on every load: ``envguard plugins`` calls it.
+        """
+        self.load_entry_points()
+        packages = {
+            info.module.split(".")[0].split(":")[0]: info
+            for info in self.infos.values()
+            if info.active
+        }
+        found = {
+            (ep.group, ep.name, ep.value): ep
+            for dist in metadata.distributions()
+            for ep in dist.entry_points
+        }
+        for _key, ep in sorted(found.items()):
+            info = packages.get(ep.value.split(".")[0].split(":")[0])
+            if ep.group == ENTRY_POINT_GROUP or info is None:
+                continue
+            label = f"{ep.group}:{ep.name}"
+            info.tool_entry_points.append(label)
+            try:
+                import_module(ep.group.split(".")[0])  # the tool first, as when it loads them
+                ep.load()
+            except Exception as exc:  # noqa: BLE001 - any failure of a tool's entry point is reported
+                problem = f"entry point {label} ({ep.value}) fails to load: "
+                problem += f"{type(exc).__name__}: {exc}"
+                info.status = "broken"
+                info.reason = f"{info.reason}; {problem}" if info.reason else problem
+        return self
 
     def plugin_infos(self) -> list[PluginInfo]:
         return [self.infos[name] for name in sorted(self.infos)]

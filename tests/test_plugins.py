@@ -30,7 +30,12 @@ from tests.conftest import EXAMPLE_POLICY, ROOT
 
 
 def make_distribution(
-    site: Path, name: str, plugins: dict[str, str], extras: dict[str, str], modules: dict[str, str]
+    site: Path,
+    name: str,
+    plugins: dict[str, str],
+    extras: dict[str, str],
+    modules: dict[str, str],
+    tool_groups: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Write an installed distribution (dist-info + modules) into ``site``, as pip would."""
     info = site / f"{name}-1.0.dist-info"
@@ -39,8 +44,12 @@ def make_distribution(
     for extra, requirement in extras.items():
         meta += [f"Provides-Extra: {extra}", f'Requires-Dist: {requirement}; extra == "{extra}"']
     (info / "METADATA").write_text("\n".join(meta) + "\n")
+    groups = {"envguard": plugins, **(tool_groups or {})}
     (info / "entry_points.txt").write_text(
-        "[envguard]\n" + "".join(f"{k} = {v}\n" for k, v in plugins.items())
+        "".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+            for group, eps in groups.items()
+        )
     )
     for module, source in modules.items():
         (site / f"{module}.py").write_text(textwrap.dedent(source))
@@ -107,10 +116,45 @@ def test_bundled_plugins_are_listed_with_their_extras() -> None:
     assert {"mlflow", "dvc", "s3", "gx"} <= set(found)
     for name in ("mlflow", "dvc", "s3", "gx"):
         plugin = found[name]
-        assert plugin["module"] == f"envguard_{name}"
+        assert plugin["module"].split(".")[0] == f"envguard_{name}"
         assert plugin["status"] in {"active", "inactive"}
         if plugin["status"] == "inactive":
             assert plugin["reason"].endswith(f"pip install 'envguard[{name}]'")
+
+
+def test_a_broken_entry_point_of_another_tool_marks_the_plugin_broken(tmp_path: Path) -> None:
+    """MLflow only warns when a plugin's entry point fails to import; envguard plugins says so."""
+    make_distribution(
+        tmp_path,
+        "acme-tools",
+        plugins={"acme": "acme_tool.hooks", "fine": "acme_fine"},
+        extras={},
+        modules={"acme_fine": "", "acme_tool_ok": ""},
+        tool_groups={
+            "mlflow.tracking_store": {
+                "sqlite": "acme_tool.stores:build",
+                "http": "acme_fine:missing_attribute",
+            },
+            "acme.other": {"unrelated": "acme_tool_ok"},
+        },
+    )
+    package = tmp_path / "acme_tool"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "hooks.py").write_text("")
+    (package / "stores.py").write_text("import no_such_mlflow_internal_for_envguard_test\n")
+    found = plugins_json(tmp_path)
+    assert found["acme"]["status"] == "broken"
+    assert (
+        "entry point mlflow.tracking_store:sqlite (acme_tool.stores:build)"
+        in (found["acme"]["reason"])
+    )
+    assert "no_such_mlflow_internal_for_envguard_test" in found["acme"]["reason"]
+    assert found["acme"]["tool_entry_points"] == ["mlflow.tracking_store:sqlite"]
+    assert found["fine"]["status"] == "broken"
+    assert "mlflow.tracking_store:http" in found["fine"]["reason"]
+    assert found["mlflow"]["status"] == "active", found["mlflow"]["reason"]
+    assert "mlflow.tracking_store:sqlite" in found["mlflow"]["tool_entry_points"]
 
 
 def test_plugins_command_human_output(envguard_cli) -> None:  # type: ignore[no-untyped-def]

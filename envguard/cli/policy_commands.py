@@ -129,7 +129,7 @@ def plugins_command(as_json: bool) -> None:
     """List plugins, their hooks, and whether each is active (and if not, why)."""
     from envguard.runtime import current
 
-    infos = current().plugins.plugin_infos()
+    infos = current().plugins.check_tool_entry_points().plugin_infos()
     if as_json:
         emit_json([info.__dict__ for info in infos])
         return
@@ -145,6 +145,9 @@ def plugins_command(as_json: bool) -> None:
             click.echo(f"    {info.reason}")
         if info.hooks:
             click.echo(f"    hooks: {', '.join(info.hooks)}")
+        if info.tool_entry_points:
+            groups = sorted({label.split(":")[0] for label in info.tool_entry_points})
+            click.echo(f"    also loaded by: {', '.join(groups)}")
 
 
 def register(cli: click.Group) -> None:

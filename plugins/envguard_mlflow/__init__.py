@@ -1,22 +1,16 @@
 """envguard's MLflow integration (extra ``mlflow``).
 
-Registered through the ``envguard`` entry-point group like any third-party plugin. This module
-stays light: MLflow itself is imported only inside the functions that use it, so that
-``envguard --help`` and ``import envguard`` never pay for it.
+Registered through the ``envguard`` entry-point group like any third-party plugin, and with MLflow
+through MLflow's own entry points (``pyproject.toml``):
+
+- ``mlflow.run_context_provider``: :mod:`envguard_mlflow.context` (tags on fluent runs);
+- ``mlflow.tracking_store`` and ``mlflow.model_registry_store``, one per scheme MLflow serves
+  (``http``, ``https``, ``sqlite``, ``postgresql``, ``mysql``, ``mssql``, ``file``):
+  :mod:`envguard_mlflow.stores` wraps MLflow's own store for that scheme;
+- ``mlflow.artifact_repository`` for ``mlflow-artifacts`` and ``s3``:
+  :mod:`envguard_mlflow.artifacts`.
+
+envguard's own hooks are in :mod:`envguard_mlflow.hooks`. This package's ``__init__`` imports
+nothing, because MLflow loads the modules above while ``import mlflow`` runs: whatever they import
+is paid by every MLflow user of the environment (``nox -s bench`` measures it).
 """
-
-from __future__ import annotations
-
-import os
-
-from envguard import hookimpl
-from envguard.policy import Policy
-
-__all__ = ["envguard_detect_environment"]
-
-
-@hookimpl
-def envguard_detect_environment(policy: Policy) -> str | None:
-    """A process whose ``MLFLOW_TRACKING_URI`` the policy assigns to an environment runs there."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return policy.env_for_mlflow_uri(uri) if uri else None

@@ -1,0 +1,161 @@
+"""envguard's own digest of a dataset input: sha256 of the data, or of the source file.
+
+MLflow's ``Dataset.digest`` is an 8-character md5 over at most the first 10,000 rows: two
+datasets that differ after row 10,000 have the same MLflow digest. envguard computes a full
+sha256 where it can and records both:
+
+- the live dataset object (a pandas DataFrame or numpy arrays) when the caller still holds it:
+  ``mlflow.log_input(dataset)`` and autologging pass the entity to the store, not the data, so
+  the object is found on the calling frames by identity of name and MLflow digest;
+- else a source that is a local file: sha256 of the file (cached by path, size and mtime);
+- else none (``sha256`` is ``None``, and the facts say why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+__all__ = ["DatasetFacts", "dataset_facts", "file_sha256"]
+
+_FRAMES = 16
+_CHUNK = 1 << 20
+_file_cache: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What envguard knows of one dataset input, before any decision about it."""
+
+    name: str
+    mlflow_digest: str  # MLflow's own digest (md5 prefix of at most 10,000 rows)
+    source_type: str
+    source_uri: str | None  # the source's uri/path when it has one
+    sha256: str | None  # envguard's full content digest
+    sha256_of: str  # "data", "file", or why there is none ("no-data", "source-missing", ...)
+
+    def tags(self) -> dict[str, str]:
+        tags = {"envguard.mlflow_digest": self.mlflow_digest, "envguard.sha256_of": self.sha256_of}
+        if self.sha256:
+            tags["envguard.sha256"] = self.sha256
+        return tags
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file, streamed; cached while its size and mtime stay the same."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    cached = _file_cache.get(key)
+    if cached:
+        return cached
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    _file_cache[key] = digest.hexdigest()
+    return _file_cache[key]
+
+
+def _array_bytes(digest: Any, array: Any) -> None:
+    import numpy as np
+
+    arr = np.asarray(array)
+    digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+    if arr.dtype.kind in "biufcmMV?":
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    else:
+        digest.update("\x1f".join(map(repr, arr.ravel().tolist())).encode())
+
+
+def data_sha256(dataset: Any) -> str | None:
+    """sha256 over a dataset's whole content (column names, dtypes, every value), else None."""
+    digest = hashlib.sha256()
+    frame = getattr(dataset, "df", None)
+    if frame is not None and hasattr(frame, "columns"):
+        digest.update(b"pandas\0")
+        _array_bytes(digest, frame.index.to_numpy())
+        for column in frame.columns:
+            digest.update(f"\0{column!r}\0{frame[column].dtype}\0".encode())
+            _array_bytes(digest, frame[column].to_numpy())
+        return digest.hexdigest()
+    features = getattr(dataset, "features", None)
+    if features is not None:
+        digest.update(b"numpy\0")
+        parts = features.items() if isinstance(features, dict) else [("", features)]
+        targets = getattr(dataset, "targets", None)
+        if targets is not None:
+            parts = [*parts, ("\0targets", targets)]
+        for name, value in sorted(parts, key=lambda kv: kv[0]):
+            digest.update(f"\0{name}\0".encode())
+            _array_bytes(digest, value)
+        return digest.hexdigest()
+    return None
+
+
+def find_live_dataset(name: str, mlflow_digest: str) -> Any:
+    """The ``mlflow.data.Dataset`` object on the calling frames that this entity was made from."""
+    base = sys.modules.get("mlflow.data.dataset")
+    cls = getattr(base, "Dataset", None)
+    if cls is None:
+        return None
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_FRAMES):
+        if frame is None:
+            break
+        for value in list(frame.f_locals.values()):
+            if (
+                isinstance(value, cls)
+                and getattr(value, "digest", None) == mlflow_digest
+                and getattr(value, "name", None) == name
+            ):
+                return value
+        frame = frame.f_back
+    return None
+
+
+def _source_uri(source_json: str) -> str | None:
+    try:
+        data = json.loads(source_json) if source_json else {}
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("uri", "path", "url"):
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    return None
+
+
+def _local_path(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(uri).path)
+    if "://" in uri:
+        return None
+    return uri
+
+
+def dataset_facts(dataset: Any) -> DatasetFacts:
+    """Digests of an ``mlflow.entities.Dataset`` (see the module's docstring)."""
+    name, mlflow_digest = str(dataset.name), str(dataset.digest or "")
+    source_uri = _source_uri(dataset.source or "")
+    live = find_live_dataset(name, mlflow_digest) if mlflow_digest else None
+    sha, basis = None, "no-data"
+    if live is not None:
+        sha = data_sha256(live)
+        basis = "data" if sha else "unsupported-dataset-type"
+    if sha is None and source_uri:
+        path = _local_path(source_uri)
+        if path is None:
+            basis = "remote-source"
+        elif os.path.isfile(path):
+            sha, basis = file_sha256(path), "file"
+        else:
+            basis = "source-missing"
+    return DatasetFacts(name, mlflow_digest, str(dataset.source_type or ""), source_uri, sha, basis)

@@ -1,0 +1,134 @@
+"""The client-side rules: environment crossing, protected ``envguard.*`` tags, and the spool.
+
+Each rule turns what it finds into :class:`~envguard.decisions.Reason` objects and lets
+:func:`~envguard_mlflow.facts.decide` conclude under the policy's mode, so that ``warn`` and
+``audit`` policies behave as documented and every violation reaches ``envguard_on_violation``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from envguard.decisions import Reason
+from envguard_mlflow.facts import TAG_PREFIX, ProcessFacts, decide
+
+__all__ = ["check_location", "check_tags", "spool"]
+
+log = logging.getLogger(__name__)
+
+
+def _location_env(facts: ProcessFacts, uri: str, kind: str) -> str | None:
+    policy = facts.policy
+    if kind in ("tracking", "registry"):
+        return policy.env_for_mlflow_uri(uri)
+    return policy.env_for_location(uri) if ("://" in uri or uri.startswith("/")) else None
+
+
+def check_location(facts: ProcessFacts, uri: str, kind: str) -> None:
+    """Refuse an MLflow ``kind`` URI ("tracking", "registry" or "artifact") that the policy gives
+    to an environment of another tier, or (``strict_uris``) that it gives to none."""
+    policy = facts.policy
+    here = facts.environment
+    owner = _location_env(facts, uri, kind)
+    reasons: list[Reason] = []
+    if owner is None:
+        if policy.spec.strict_uris and kind != "artifact":
+            reasons.append(
+                Reason(
+                    "unlisted-uri",
+                    f"MLflow {kind} URI {uri} belongs to no environment, and the policy "
+                    f"({policy.path}) sets strict_uris",
+                    f"use a URI listed for {here.name!r} (mlflow_{kind}_uris), or list this one",
+                    guideline=2,
+                )
+            )
+    elif policy.tier(owner) != here.tier:
+        reasons.append(
+            Reason(
+                "environment-crossing",
+                f"this process runs in {here.name!r} ({here.tier}, from {here.source}), but the "
+                f"MLflow {kind} {'location' if kind == 'artifact' else 'URI'} {uri} belongs to "
+                f"{owner!r} ({policy.tier(owner)})",
+                f"point MLflow at a location of {here.name!r}, or run with ENVGUARD_ENV set to "
+                f"an environment of tier {policy.tier(owner)!r} where that is allowed",
+                guideline=2,
+            )
+        )
+    decide(facts, f"mlflow-{kind}", uri, reasons)
+
+
+def check_tags(
+    facts: ProcessFacts,
+    tags: Iterable[tuple[str, str]],
+    expected: Mapping[str, str],
+    subject: str,
+) -> None:
+    """Refuse ``envguard.*`` tags that differ from ``expected`` or that envguard does not write.
+
+    ``expected`` maps each key envguard itself writes on ``subject`` to its value.
+    """
+    reasons: list[Reason] = []
+    for key, value in tags:
+        if not key.startswith(TAG_PREFIX):
+            continue
+        if key not in expected:
+            reasons.append(
+                Reason(
+                    "protected-tag",
+                    f"{subject}: tag {key!r} is reserved for envguard, which did not write it",
+                    f"use a tag name outside the {TAG_PREFIX!r} namespace",
+                    guideline=3,
+                )
+            )
+        elif expected[key] != value:
+            reasons.append(
+                Reason(
+                    "protected-tag",
+                    f"{subject}: tag {key}={value!r} contradicts envguard, which knows "
+                    f"{key}={expected[key]!r}",
+                    f"do not set {TAG_PREFIX}* tags by hand; envguard writes them",
+                    guideline=3,
+                )
+            )
+    decide(facts, "tag-write", subject, reasons)
+
+
+def refuse_tag_delete(facts: ProcessFacts, key: str, subject: str) -> None:
+    if key.startswith(TAG_PREFIX):
+        reason = Reason(
+            "protected-tag",
+            f"{subject}: tag {key!r} is written by envguard and may not be deleted",
+            "leave envguard's tags in place; they are the run's provenance",
+            guideline=3,
+        )
+        decide(facts, "tag-delete", subject, [reason])
+
+
+def spool(facts: ProcessFacts, kind: str, **fields: Any) -> None:
+    """Append one record to the spool the lineage store imports (JSON lines, fail open)."""
+    record = {
+        "kind": kind,
+        "time": time.time(),
+        **fields,
+        "env": facts.environment.name,
+        "tier": facts.environment.tier,
+        "policy_sha256": facts.policy.sha256,
+        "actor": facts.runtime.actor,
+        "host": facts.host,
+    }
+    path = facts.spool_path()
+    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:  # recording fails open: log, never lose the user's run
+        log.warning("envguard: could not spool %s record to %s: %s", kind, path, exc)

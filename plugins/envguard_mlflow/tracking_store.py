@@ -1,0 +1,278 @@
+"""The guarded tracking store: MLflow's own store, of a subclass that tags, checks and records.
+
+:func:`guard_tracking_store` takes the store MLflow's own builder made (``SqlAlchemyStore``,
+``RestStore``, ``FileStore``, ...) and gives it a subclass of its own class that adds
+:class:`GuardedTrackingStore`'s methods, so that every ``isinstance`` check in MLflow still holds.
+Every write that carries tags passes here whatever API the user called: ``mlflow.set_tags`` and
+``MlflowClient.log_batch`` reach :meth:`log_batch`, not :meth:`set_tag`; ``MlflowClient.create_run``
+consults no run-context provider, so :meth:`create_run` adds the tags itself.
+
+Every dataset input passes through :meth:`GuardedTrackingStore.admit_dataset_input`: the one place
+where a dataset's digests are known before MLflow records it (the data-use gate belongs there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from envguard_mlflow import guards
+from envguard_mlflow.datasets import DatasetFacts, dataset_facts, file_sha256
+from envguard_mlflow.facts import ProcessFacts, current_facts
+
+if TYPE_CHECKING:
+    from mlflow.entities import DatasetInput
+
+__all__ = ["GuardedTrackingStore", "guard_tracking_store", "record_local_artifacts"]
+
+_TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+_guarded_classes: dict[type, type] = {}
+
+
+def guard_tracking_store(store: Any, uri: str) -> Any:
+    """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
+    cls = type(store)
+    if isinstance(store, GuardedTrackingStore):
+        return store
+    guarded = _guarded_classes.get(cls)
+    if guarded is None:
+        guarded = type(f"Guarded{cls.__name__}", (GuardedTrackingStore, cls), {})
+        _guarded_classes[cls] = guarded
+    store.__class__ = guarded
+    store._envguard_uri = uri
+    store._envguard_checked_for = None
+    return store
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:\
+
+
+def _local_dir(uri: str) -> Path | None:
+    """The folder of a local artifact location (a path or ``file:`` URI), else None."""
+    if uri.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(uri).path))
+    return None if _SCHEME.match(uri) else Path(uri)
+
+
+def record_local_artifacts(facts: ProcessFacts, owner: str, artifact_uri: str) -> None:
+    """Spool the sha256 of every file under a local artifact location (a run's or a model's)."""
+    root = _local_dir(artifact_uri)
+    if root is None or not root.is_dir():
+        return
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            guards.spool(
+                facts,
+                "mlflow.artifact",
+                owner=owner,
+                artifact_uri=artifact_uri,
+                path=path.relative_to(root).as_posix(),
+                size=path.stat().st_size,
+                sha256=file_sha256(str(path)),
+            )
+
+
+# The mixin's super() is the concrete MLflow store class it is mixed before (untyped for mypy).
+_Base: Any = object
+
+
+class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped MLflow classes
+    """Mixed in before a concrete MLflow tracking store class; see the module's docstring."""
+
+    _envguard_uri: str
+    _envguard_checked_for: ProcessFacts | None
+
+    def _envguard_facts(self) -> ProcessFacts | None:
+        """This process's facts (None: act as plain MLflow), the store's URI checked against
+        them once: again only when the runtime changes (a test switching ``ENVGUARD_ENV``)."""
+        facts = current_facts()
+        if facts is not None and facts is not self._envguard_checked_for:
+            guards.check_location(facts, self._envguard_uri, "tracking")
+            self._envguard_checked_for = facts
+            self.__dict__.pop("_envguard_experiments", None)  # checked for another runtime
+            self._envguard_state()
+        return facts
+
+    _envguard_experiments: set[str]
+    _envguard_artifact_uris: dict[str, str]
+
+    def _envguard_state(self) -> None:
+        if "_envguard_experiments" not in self.__dict__:
+            self._envguard_experiments = set()
+        if "_envguard_artifact_uris" not in self.__dict__:
+            self._envguard_artifact_uris = {}
+
+    # -- experiments and runs -------------------------------------------------------------------
+    def create_experiment(self, name: Any, artifact_location: Any = None, tags: Any = None) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            pairs = ((t.key, t.value) for t in tags or ())
+            guards.check_tags(facts, pairs, {}, f"experiment {name}")
+            if artifact_location:
+                guards.check_location(facts, str(artifact_location), "artifact")
+        return super().create_experiment(name, artifact_location, tags)
+
+    def _check_experiment(self, facts: ProcessFacts, experiment_id: str) -> None:
+        self._envguard_state()
+        if experiment_id in self._envguard_experiments:
+            return
+        location = self.get_experiment(experiment_id).artifact_location
+        if location:
+            guards.check_location(facts, str(location), "artifact")
+        self._envguard_experiments.add(experiment_id)
+
+    def create_run(
+        self, experiment_id: Any, user_id: Any, start_time: Any, tags: Any, run_name: Any
+    ) -> Any:
+        facts = self._envguard_facts()
+        if facts is None:
+            return super().create_run(experiment_id, user_id, start_time, tags, run_name)
+        from mlflow.entities import RunTag
+
+        given = list(tags or ())
+        guards.check_tags(facts, ((t.key, t.value) for t in given), facts.tags, "new run")
+        self._check_experiment(facts, str(experiment_id))
+        mine = {t.key for t in given}
+        given += [RunTag(k, v) for k, v in facts.tags.items() if k not in mine]
+        run = super().create_run(experiment_id, user_id, start_time, given, run_name)
+        self._envguard_state()
+        self._envguard_artifact_uris[run.info.run_id] = run.info.artifact_uri
+        return run
+
+    def update_run_info(self, run_id: Any, run_status: Any, end_time: Any, run_name: Any) -> Any:
+        result = super().update_run_info(run_id, run_status, end_time, run_name)
+        facts = self._envguard_facts()
+        if facts is not None:
+            from mlflow.entities import RunStatus
+
+            status = run_status if isinstance(run_status, str) else RunStatus.to_string(run_status)
+            self._envguard_state()
+            uri = self._envguard_artifact_uris.pop(run_id, None)
+            if status in _TERMINAL and uri:
+                record_local_artifacts(facts, f"runs:/{run_id}", uri)
+        return result
+
+    # -- tags -----------------------------------------------------------------------------------
+    def set_tag(self, run_id: Any, tag: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
+        return super().set_tag(run_id, tag)
+
+    def set_tag_async(self, run_id: Any, tag: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
+        return super().set_tag_async(run_id, tag)
+
+    def delete_tag(self, run_id: Any, key: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            guards.refuse_tag_delete(facts, str(key), f"run {run_id}")
+        return super().delete_tag(run_id, key)
+
+    def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None and tags:
+            guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
+        return super().log_batch(run_id, metrics, params, tags)
+
+    def log_batch_async(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None and tags:
+            guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
+        return super().log_batch_async(run_id, metrics, params, tags)
+
+    # -- dataset inputs -------------------------------------------------------------------------
+    def log_inputs(self, run_id: Any, datasets: Any = None, models: Any = None) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None and datasets:
+            datasets = [self.admit_dataset_input(facts, str(run_id), d) for d in datasets]
+        return super().log_inputs(run_id, datasets=datasets, models=models)
+
+    def admit_dataset_input(
+        self, facts: ProcessFacts, run_id: str, dataset_input: DatasetInput
+    ) -> DatasetInput:
+        """Every dataset input of every run passes here before MLflow records it.
+
+        Computes :class:`~envguard_mlflow.datasets.DatasetFacts` (envguard's sha256 of the data
+        or of the source file, and MLflow's own digest), refuses hand-written ``envguard.*``
+        input tags that contradict them, spools a ``mlflow.dataset_input`` record, and returns
+        the input with the environment and digest tags added. Raises
+        :class:`~envguard.errors.Denied` to refuse the input (nothing of it is recorded then).
+        """
+        from mlflow.entities import DatasetInput, InputTag
+
+        found: DatasetFacts = dataset_facts(dataset_input.dataset)
+        expected = {**facts.env_tags, **found.tags()}
+        given = list(dataset_input.tags or ())
+        subject = f"run {run_id} dataset {found.name!r}"
+        guards.check_tags(facts, ((t.key, t.value) for t in given), expected, subject)
+        guards.spool(
+            facts,
+            "mlflow.dataset_input",
+            run_id=run_id,
+            name=found.name,
+            mlflow_digest=found.mlflow_digest,
+            sha256=found.sha256,
+            sha256_of=found.sha256_of,
+            source_type=found.source_type,
+            source_uri=found.source_uri,
+        )
+        kept = [t for t in given if t.key not in expected]
+        tags = kept + [InputTag(k, v) for k, v in expected.items()]
+        return DatasetInput(dataset=dataset_input.dataset, tags=tags)
+
+    # -- logged models (MLflow 3) ---------------------------------------------------------------
+    def create_logged_model(
+        self,
+        experiment_id: Any,
+        name: Any = None,
+        source_run_id: Any = None,
+        tags: Any = None,
+        params: Any = None,
+        model_type: Any = None,
+    ) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            from mlflow.entities import LoggedModelTag
+
+            given = list(tags or ())
+            guards.check_tags(facts, ((t.key, t.value) for t in given), facts.tags, "new model")
+            self._check_experiment(facts, str(experiment_id))
+            mine = {t.key for t in given}
+            tags = given + [LoggedModelTag(k, v) for k, v in facts.tags.items() if k not in mine]
+        model = super().create_logged_model(
+            experiment_id, name, source_run_id, tags, params, model_type
+        )
+        if facts is not None:
+            self._envguard_artifact_uris[model.model_id] = model.artifact_location
+        return model
+
+    def set_logged_model_tags(self, model_id: Any, tags: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            pairs = ((t.key, t.value) for t in tags or ())
+            guards.check_tags(facts, pairs, facts.tags, f"model {model_id}")
+        return super().set_logged_model_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: Any, key: Any) -> Any:
+        facts = self._envguard_facts()
+        if facts is not None:
+            guards.refuse_tag_delete(facts, str(key), f"model {model_id}")
+        return super().delete_logged_model_tag(model_id, key)
+
+    def finalize_logged_model(self, model_id: Any, status: Any) -> Any:
+        model = super().finalize_logged_model(model_id, status)
+        facts = self._envguard_facts()
+        if facts is not None:
+            self._envguard_state()
+            uri = self._envguard_artifact_uris.pop(str(model_id), None)
+            if uri:
+                record_local_artifacts(facts, f"models:/{model_id}", uri)
+        return model

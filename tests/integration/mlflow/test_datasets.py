@@ -1,0 +1,95 @@
+"""Every dataset input carries the environment and envguard's own full digest beside MLflow's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from envguard.errors import Denied
+from tests.integration.mlflow.conftest import Site
+
+pytestmark = pytest.mark.integration
+
+
+def _input_tags(client: object, run_id: str, name: str) -> dict[str, str]:
+    run = client.get_run(run_id)  # type: ignore[attr-defined]
+    (found,) = [d for d in run.inputs.dataset_inputs if d.dataset.name == name]
+    return {t.key: t.value for t in found.tags}
+
+
+def test_the_digest_covers_every_row_where_mlflows_stops_at_10000(
+    guarded: Site, tracking_uri: str
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    base = pd.DataFrame({"amount": range(10_001), "email": [f"u{i}@x" for i in range(10_001)]})
+    changed = base.copy()
+    changed.loc[10_000, "email"] = "someone-else@x"
+    first = mlflow.data.from_pandas(base, name="payments-a")
+    second = mlflow.data.from_pandas(changed, name="payments-b")
+    assert first.digest == second.digest  # MLflow's digest: first 10,000 rows only
+    with mlflow.start_run() as run:
+        mlflow.log_input(first, context="training")
+        mlflow.log_input(second, context="training")
+    client = mlflow.MlflowClient(tracking_uri)
+    a = _input_tags(client, run.info.run_id, "payments-a")
+    b = _input_tags(client, run.info.run_id, "payments-b")
+    assert a["envguard.mlflow_digest"] == b["envguard.mlflow_digest"] == first.digest
+    assert a["envguard.sha256_of"] == b["envguard.sha256_of"] == "data"
+    assert a["envguard.sha256"] != b["envguard.sha256"]
+    assert a["envguard.env"] == "train"
+    assert a["mlflow.data.context"] == "training"
+
+
+def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
+    guarded: Site, tracking_uri: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text("id,email\n1,a@x\n2,b@x\n")
+    gone = tmp_path / "gone.csv"
+    client = MlflowClient(tracking_uri)
+    run = client.create_run("0")
+    inputs = [
+        DatasetInput(
+            Dataset("customers", "abcd1234", "local", json.dumps({"uri": str(csv)})),
+            [InputTag("mlflow.data.context", "eval")],
+        ),
+        DatasetInput(Dataset("vanished", "", "local", json.dumps({"uri": str(gone)}))),
+        DatasetInput(Dataset("remote", "ffff0000", "s3", json.dumps({"uri": "s3://b/k.csv"}))),
+    ]
+    client.log_inputs(run.info.run_id, datasets=inputs)
+    tags = _input_tags(client, run.info.run_id, "customers")
+    assert tags["envguard.sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert tags["envguard.sha256_of"] == "file"
+    assert tags["envguard.mlflow_digest"] == "abcd1234"
+    assert tags["mlflow.data.context"] == "eval"
+    vanished = _input_tags(client, run.info.run_id, "vanished")
+    assert vanished["envguard.sha256_of"] == "source-missing"
+    assert "envguard.sha256" not in vanished
+    assert _input_tags(client, run.info.run_id, "remote")["envguard.sha256_of"] == "remote-source"
+
+    forged = DatasetInput(
+        Dataset("forged", "abcd1234", "local", json.dumps({"uri": str(csv)})),
+        [InputTag("envguard.sha256", "0" * 64)],
+    )
+    with pytest.raises(Denied, match=r"dataset 'forged': tag envguard\.sha256='0+' contradicts"):
+        client.log_inputs(run.info.run_id, datasets=[forged])
+    names = {d.dataset.name for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
+    assert "forged" not in names
+    spooled = guarded.root / ".envguard" / "spool" / "mlflow.jsonl"
+    records = [json.loads(line) for line in spooled.read_text().splitlines()]
+    assert any(
+        r["kind"] == "mlflow.dataset_input"
+        and r["run_id"] == run.info.run_id
+        and r["name"] == "customers"
+        and r["sha256"] == tags["envguard.sha256"]
+        for r in records
+    )
