@@ -41,8 +41,11 @@ def check_data_use(
     *,
     run: str | None = None,
     record: bool = True,
+    also: Sequence[str] = (),
 ) -> Decision:
-    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known)."""
+    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; ``also``:
+    other digests of the same data, e.g. of the file a DataFrame was read from). One decision,
+    recorded once, whatever number of digests."""
     from envguard.lineage import dataset_entity
     from envguard.lineage.origin import resolve_lineage
 
@@ -51,10 +54,13 @@ def check_data_use(
     found: list[DataLineage] = []
     reasons: list[Reason] = []
     store = None
-    if digest:
+    digests = [d for d in (digest, *also) if d]
+    if digests:
         try:
             store = runtime.store
-            found.append(resolve_lineage(store, policy, subject, dataset_entity(digest), digest))
+            found.extend(
+                resolve_lineage(store, policy, subject, dataset_entity(d), d) for d in digests
+            )
         except StoreError as exc:
             reasons.append(
                 Reason(
@@ -72,19 +78,24 @@ def check_data_use(
     reasons = [*core.reasons, *reasons, *runtime.plugins.check_data_use(env, lineage, policy)]
     decision = conclude("data-use", subject, reasons, policy, env.name)
     if record:
-        decision = _record(runtime, decision, lineage, run)
+        decision = _record(runtime, decision, lineage, run, digests)
     if decision.violated:
         runtime.plugins.on_violation(decision, policy)
     return decision
 
 
 def _record(
-    runtime: Runtime, decision: Decision, lineage: DataLineage, run: str | None
+    runtime: Runtime,
+    decision: Decision,
+    lineage: DataLineage,
+    run: str | None,
+    digests: Sequence[str],
 ) -> Decision:
     from envguard.lineage import Link, dataset_entity
 
-    entities = [dataset_entity(lineage.digest)] if lineage.digest else []
-    links = [Link(entities[0], run, "used-by")] if entities and run else []
+    entities = [dataset_entity(d) for d in dict.fromkeys(digests)]
+    # Only a use that happens links the data to the run; a refused one names both, no edge.
+    links = [Link(e, run, "used-by") for e in entities] if run and decision.allowed else []
     guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
     return record_decision(
         runtime,

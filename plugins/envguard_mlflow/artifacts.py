@@ -33,9 +33,8 @@ def _record(artifact_uri: str, local_file: str, artifact_path: str | None) -> No
     from envguard_mlflow.datasets import file_sha256
 
     name = os.path.basename(local_file)
-    guards.spool(
+    guards.record_artifact(
         facts,
-        "mlflow.artifact",
         artifact_uri=artifact_uri,
         path=f"{artifact_path}/{name}" if artifact_path else name,
         size=os.path.getsize(local_file),

@@ -131,6 +131,11 @@ def _source_uri(source_json: str) -> str | None:
     return None
 
 
+def local_source_path(uri: str) -> str | None:
+    """The local file a dataset source names, or None (remote, or not a path)."""
+    return _local_path(uri) if uri else None
+
+
 def _local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
         from urllib.parse import unquote, urlsplit

@@ -134,6 +134,23 @@ def _not_configured(runtime: Runtime) -> bool:
     return False
 
 
+def _is_mlflow_server_command() -> bool:
+    """True in the ``mlflow server`` command itself, which builds the backend stores before it
+    starts its workers (they carry SERVER_MARKER_ENV_VAR): a server is not a training client;
+    the server-side gate guards it."""
+    import sys
+
+    argv = sys.argv
+    return (
+        len(argv) > 1
+        and argv[1] == "server"
+        and "mlflow"
+        in os.path.basename(
+            os.path.dirname(argv[0]) if argv[0].endswith("__main__.py") else argv[0]
+        )
+    )
+
+
 def current_facts() -> ProcessFacts | None:
     """This process's facts, or ``None`` when envguard is off here (see the module's docstring)."""
     global _cache  # noqa: PLW0603 - one cache per process, tied to the runtime it came from
@@ -144,7 +161,11 @@ def current_facts() -> ProcessFacts | None:
     if _cache is not None and _cache[0] is runtime:
         return _cache[1]
     facts: ProcessFacts | None = None
-    if client_side_disabled(runtime.environ) or runtime.environ.get(SERVER_MARKER_ENV_VAR):
+    if (
+        client_side_disabled(runtime.environ)
+        or runtime.environ.get(SERVER_MARKER_ENV_VAR)
+        or _is_mlflow_server_command()
+    ):
         facts = None
     elif _not_configured(runtime):
         log.debug("envguard: no policy and no ENVGUARD_ENV/ENVGUARD_CONFIG; MLflow runs plain")

@@ -7,17 +7,14 @@ Each rule turns what it finds into :class:`~envguard.decisions.Reason` objects a
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from envguard.decisions import Reason
 from envguard_mlflow.facts import TAG_PREFIX, ProcessFacts, decide
 
-__all__ = ["check_location", "check_tags", "spool"]
+__all__ = ["check_location", "check_tags", "record_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -109,26 +106,43 @@ def refuse_tag_delete(facts: ProcessFacts, key: str, subject: str) -> None:
         decide(facts, "tag-delete", subject, [reason])
 
 
-def spool(facts: ProcessFacts, kind: str, **fields: Any) -> None:
-    """Append one record to the spool the lineage store imports (JSON lines, fail open)."""
-    record = {
-        "kind": kind,
-        "time": time.time(),
-        **fields,
-        "env": facts.environment.name,
-        "tier": facts.environment.tier,
-        "policy_sha256": facts.policy.sha256,
-        "actor": facts.runtime.actor,
-        "host": facts.host,
-    }
-    path = facts.spool_path()
-    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+_RUN_IN_URI = re.compile(r"/([0-9a-f]{32})/artifacts(?:/|$)")
+
+
+def record_artifact(
+    facts: ProcessFacts,
+    *,
+    artifact_uri: str,
+    path: str,
+    size: int,
+    sha256: str,
+    owner: str | None = None,
+) -> None:
+    """Record one logged artifact file in the lineage log (``artifact.logged``): its digest,
+    the run or model it belongs to, and this process's environment. Observational: when the
+    store is unreachable the event waits in its spool; the user's run is never affected."""
+    from envguard.errors import StoreError
+    from envguard.lineage import Link
+
+    if owner is None:
+        match = _RUN_IN_URI.search(artifact_uri)
+        owner = f"run:{match.group(1)}" if match else None
+    data = f"sha256:{sha256}"
+    source = owner or f"{artifact_uri.rstrip('/')}/{path}"
+    draft = facts.runtime.draft(
+        "artifact.logged",
+        entities=[data, source],
+        links=[Link(source, data, "logged")],
+        payload={
+            "artifact_uri": artifact_uri,
+            "path": path,
+            "size": size,
+            "sha256": sha256,
+            "tier": facts.environment.tier,
+            "host": facts.host,
+        },
+    )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-    except OSError as exc:  # recording fails open: log, never lose the user's run
-        log.warning("envguard: could not spool %s record to %s: %s", kind, path, exc)
+        facts.runtime.store.append(draft, required=False)
+    except StoreError as exc:  # recording fails open: log, never lose the user's run
+        log.warning("envguard: could not record artifact %s: %s", path, exc)

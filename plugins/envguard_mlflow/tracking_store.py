@@ -13,19 +13,27 @@ where a dataset's digests are known before MLflow records it (the data-use gate 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envguard_mlflow import guards
-from envguard_mlflow.datasets import DatasetFacts, dataset_facts, file_sha256
+from envguard_mlflow.datasets import (
+    DatasetFacts,
+    dataset_facts,
+    file_sha256,
+    local_source_path,
+)
 from envguard_mlflow.facts import ProcessFacts, current_facts
 
 if TYPE_CHECKING:
     from mlflow.entities import DatasetInput
 
 __all__ = ["GuardedTrackingStore", "guard_tracking_store", "record_local_artifacts"]
+
+log = logging.getLogger(__name__)
 
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 _guarded_classes: dict[type, type] = {}
@@ -66,9 +74,8 @@ def record_local_artifacts(facts: ProcessFacts, owner: str, artifact_uri: str) -
     for folder, _dirs, files in os.walk(root):
         for name in files:
             path = Path(folder) / name
-            guards.spool(
+            guards.record_artifact(
                 facts,
-                "mlflow.artifact",
                 owner=owner,
                 artifact_uri=artifact_uri,
                 path=path.relative_to(root).as_posix(),
@@ -202,8 +209,9 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
 
         Computes :class:`~envguard_mlflow.datasets.DatasetFacts` (envguard's sha256 of the data
         or of the source file, and MLflow's own digest), refuses hand-written ``envguard.*``
-        input tags that contradict them, spools a ``mlflow.dataset_input`` record, and returns
-        the input with the environment and digest tags added. Raises
+        input tags that contradict them, passes the data-use gate (which records the use, allowed
+        or not, in the lineage log), and returns the input with the environment and digest tags
+        added. Raises
         :class:`~envguard.errors.Denied` to refuse the input (nothing of it is recorded then).
         """
         from mlflow.entities import DatasetInput, InputTag
@@ -213,20 +221,29 @@ class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped M
         given = list(dataset_input.tags or ())
         subject = f"run {run_id} dataset {found.name!r}"
         guards.check_tags(facts, ((t.key, t.value) for t in given), expected, subject)
-        guards.spool(
-            facts,
-            "mlflow.dataset_input",
-            run_id=run_id,
-            name=found.name,
-            mlflow_digest=found.mlflow_digest,
-            sha256=found.sha256,
-            sha256_of=found.sha256_of,
-            source_type=found.source_type,
-            source_uri=found.source_uri,
-        )
+        self._gate_dataset(facts, run_id, found)
         kept = [t for t in given if t.key not in expected]
         tags = kept + [InputTag(k, v) for k, v in expected.items()]
         return DatasetInput(dataset=dataset_input.dataset, tags=tags)
+
+    def _gate_dataset(self, facts: ProcessFacts, run_id: str, found: DatasetFacts) -> None:
+        """The data-use gate: may this run use this dataset? Checks the data's own digest and,
+        when the dataset names a local source file, that file's digest too (a DataFrame read
+        from a production file hashes differently from the file). Raises ``Denied`` in enforce
+        mode; every use, allowed or not, is recorded in the lineage log."""
+        from envguard.gate import check_data_use
+
+        subject = found.source_uri or found.name
+        also: list[str] = []
+        path = local_source_path(found.source_uri or "")
+        if path is not None and found.sha256_of != "file" and os.path.isfile(path):
+            also.append(file_sha256(path))
+        decision = check_data_use(
+            facts.runtime, subject, found.sha256, run=f"run:{run_id}", also=also
+        )
+        if decision.violated and decision.allowed:
+            log.warning("%s", decision.explain())
+        decision.enforce()
 
     # -- logged models (MLflow 3) ---------------------------------------------------------------
     def create_logged_model(

@@ -84,12 +84,53 @@ def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
         client.log_inputs(run.info.run_id, datasets=[forged])
     names = {d.dataset.name for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
     assert "forged" not in names
-    spooled = guarded.root / ".envguard" / "spool" / "mlflow.jsonl"
-    records = [json.loads(line) for line in spooled.read_text().splitlines()]
-    assert any(
-        r["kind"] == "mlflow.dataset_input"
-        and r["run_id"] == run.info.run_id
-        and r["name"] == "customers"
-        and r["sha256"] == tags["envguard.sha256"]
-        for r in records
+    from envguard.runtime import current
+
+    used = list(current().store.events(entity=f"run:{run.info.run_id}", kind="dataset.used"))
+    assert f"sha256:{tags['envguard.sha256']}" in {e.entities[0] for e in used}
+
+
+def test_production_data_is_refused_at_log_input(
+    guarded: Site, tracking_uri: str, tmp_path: Path
+) -> None:
+    """The data-use gate: a DataFrame read from a file registered as production data is refused
+    at ``log_input`` in `train`, naming the data, its origin and the remedy; MLflow records
+    nothing of it; the decision is in the lineage log. Other data goes through and is recorded
+    as used by the run."""
+    import mlflow
+    import pandas as pd
+
+    from envguard.runtime import current
+
+    raw = tmp_path / "customers.csv"
+    raw.write_text("id,email\n1,ada@example.com\n2,grace@example.com\n")
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    runtime = current()
+    runtime.store.append(
+        runtime.draft(
+            "dataset.registered",
+            entities=[f"sha256:{digest}"],
+            payload={"origin": "prod", "path": str(raw)},
+        )
     )
+    mlflow.set_tracking_uri(tracking_uri)
+    frame = pd.read_csv(raw)
+    dataset = mlflow.data.from_pandas(frame, source=str(raw), name="customers")
+    clean = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="synthetic")
+    with mlflow.start_run() as run:
+        with pytest.raises(Denied) as caught:
+            mlflow.log_input(dataset, context="training")
+        mlflow.log_input(clean, context="training")
+    message = str(caught.value)
+    assert "has production lineage from 'prod'" in message
+    assert f"envguard mask {raw}" in message
+    client = mlflow.MlflowClient(tracking_uri)
+    names = [d.dataset.name for d in client.get_run(run.info.run_id).inputs.dataset_inputs]
+    assert names == ["synthetic"]
+    denied = [e for e in runtime.store.events(entity=f"sha256:{digest}") if e.kind == "decision"]
+    assert denied
+    assert denied[-1].payload["decision"]["outcome"] == "deny"
+    touching = list(runtime.store.events(entity=f"run:{run.info.run_id}"))
+    assert [e.kind for e in touching] == ["decision", "dataset.used"]  # refused, then used
+    assert touching[0].links == []  # a refused use adds no lineage edge
+    assert [link.dst for link in touching[1].links] == [f"run:{run.info.run_id}"]

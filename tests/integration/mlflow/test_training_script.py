@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import shutil
 import socket
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from envguard.lineage.events import Event
 from envguard.policy import load_policy
 from tests.integration.mlflow.conftest import Site, clean_environ
 
@@ -39,9 +39,15 @@ class ScriptRun:
         assert self.returncode == 0, self.stderr[-3000:]
         return self.stdout.strip().splitlines()[-1]
 
-    def spooled(self) -> list[dict[str, object]]:
-        path = self.workdir / ".envguard" / "spool" / "mlflow.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()]
+    def recorded(self) -> list[Event]:
+        """The events the script's process recorded in its lineage log."""
+        from envguard.lineage.sql import SqlLineageStore
+
+        store = SqlLineageStore(f"sqlite:///{self.workdir / '.envguard' / 'lineage.db'}")
+        try:
+            return list(store.events())
+        finally:
+            store.close()
 
 
 def _workdir(site: Site, name: str, git: bool) -> tuple[Path, str | None]:
@@ -132,21 +138,22 @@ def test_run_models_and_datasets_carry_the_environment(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "http"])
-def test_artifacts_are_spooled_with_their_digest(
+def test_artifacts_and_uses_are_recorded_with_their_digest(
     script_runs: dict[str, ScriptRun], backend: str
 ) -> None:
     done = script_runs[backend]
-    records = done.spooled()
-    notes = [r for r in records if r["kind"] == "mlflow.artifact" and r["path"] == "notes.txt"]
-    assert len(notes) == 1, records
+    events = done.recorded()
+    artifacts = [e for e in events if e.kind == "artifact.logged"]
+    notes = [e for e in artifacts if e.payload["path"] == "notes.txt"]
+    assert len(notes) == 1, [e.payload for e in artifacts]
     want = hashlib.sha256((done.workdir / "notes.txt").read_bytes()).hexdigest()
-    assert notes[0]["sha256"] == want
-    assert notes[0]["env"] == "train"
-    assert any(
-        r["kind"] == "mlflow.artifact" and str(r["path"]).endswith("MLmodel") for r in records
-    )
-    used = [r for r in records if r["kind"] == "mlflow.dataset_input"]
-    assert {r["run_id"] for r in used} == {done.run_id}
+    assert notes[0].payload["sha256"] == want
+    assert notes[0].environment == "train"
+    assert f"sha256:{want}" in notes[0].entities
+    assert any(str(e.payload["path"]).endswith("MLmodel") for e in artifacts)
+    used = [e for e in events if e.kind == "dataset.used"]
+    assert used
+    assert all(f"run:{done.run_id}" in e.entities + [link.dst for link in e.links] for e in used)
 
 
 def test_an_undeclared_environment_stops_the_first_call_before_anything_is_written(
