@@ -14,8 +14,9 @@ from envguard.errors import InputError
 
 __all__ = ["CHUNK_SIZE", "sha256_bytes", "sha256_file"]
 
-#: Bytes read per call. 1 MiB keeps the per-call overhead negligible and the memory constant.
-CHUNK_SIZE = 1 << 20
+#: Bytes read per call: small enough to stay in the CPU cache between read and hash (measured
+#: faster than 1 MiB and up), large enough that the per-call overhead does not show.
+CHUNK_SIZE = 256 << 10
 
 
 def sha256_bytes(data: bytes) -> str:
