@@ -54,7 +54,14 @@ def _prove(workspace: Path, data: bytes = b"id,email\n1,tok_ab\n", **env: str) -
     return proof.path
 
 
-def test_digest_matches_hashlib_for_every_size(tmp_path: Path) -> None:
+def test_digest_matches_hashlib_for_every_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmap
+
+    from envguard import digests
+
+    monkeypatch.setattr(digests, "WINDOW_SIZE", mmap.ALLOCATIONGRANULARITY * 16)  # many windows
     for size in (0, 1, 1 << 20, (1 << 20) + 7, 3 * (1 << 20) - 1):
         path = tmp_path / f"f{size}"
         data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
@@ -63,6 +70,17 @@ def test_digest_matches_hashlib_for_every_size(tmp_path: Path) -> None:
         assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     with pytest.raises(InputError, match="file not found"):
         sha256_file(tmp_path / "missing")
+    # What cannot be mapped (a pipe) is read instead.
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    payload = b"streamed " * 100_000
+    writer = threading.Thread(target=lambda: fifo.write_bytes(payload))
+    writer.start()
+    assert sha256_file(fifo, chunk_size=4096) == hashlib.sha256(payload).hexdigest()
+    writer.join()
     with pytest.raises(InputError, match="is a folder"):
         sha256_file(tmp_path)
 
