@@ -15,7 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "benchmarks"
-MODULES = ["bench_import"]
+MODULES = ["bench_import", "bench_masking"]
 
 
 def machine() -> dict[str, Any]:
