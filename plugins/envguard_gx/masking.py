@@ -173,7 +173,17 @@ class MaskingPlan:
             if rule is not None and rule.method == "drop":
                 continue
             names.append(name)
-            arrays.append(column if rule is None else rule.apply(column, key))
+            if rule is None:
+                arrays.append(column)
+                continue
+            try:
+                arrays.append(rule.apply(column, key))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise InputError(
+                    f"column {name!r}",
+                    f"cannot {rule.method} values of type {column.type}: {exc}; choose another "
+                    f"method for it (drop or redact work on any type)",
+                ) from None
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
 

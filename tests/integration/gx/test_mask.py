@@ -267,6 +267,17 @@ def test_bad_input_is_one_message_and_exit_2(
     assert "Traceback" not in result.stderr
 
 
+def test_a_method_that_does_not_fit_the_type_is_exit_2(workspace: Path, envguard_cli: Cli) -> None:
+    pq.write_table(pa.table({"tags": [["a", "b"], None]}), workspace / "t.parquet")
+    result = envguard_cli("mask", "t.parquet", "-o", "m.parquet", "--rule", "tags=scrub")
+    assert result.exit_code == 2
+    assert "column 'tags': cannot scrub values of type list<element: string>" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(workspace.glob("*m.parquet*"))
+    dropped = envguard_cli("mask", "t.parquet", "-o", "m.parquet", "--rule", "tags=drop")
+    assert dropped.exit_code == 0, dropped.stderr
+
+
 def test_header_only_csv_is_masked_and_proven(workspace: Path, envguard_cli: Cli) -> None:
     (workspace / "h.csv").write_text("email,notes\n")
     result = envguard_cli("mask", "h.csv", "-o", "h-masked.csv")
