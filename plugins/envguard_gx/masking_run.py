@@ -33,8 +33,8 @@ __all__ = ["VALIDATION_BYTES", "VALIDATION_ROWS", "MaskingOutcome", "mask_file"]
 
 #: A batch is validated when this many masked rows (or bytes) have gathered: large batches keep
 #: Great Expectations' fixed cost per call small, the byte bound keeps memory bounded.
-VALIDATION_ROWS = 1_000_000
-VALIDATION_BYTES = 192 << 20
+VALIDATION_ROWS = 500_000
+VALIDATION_BYTES = 64 << 20
 
 
 @dataclass

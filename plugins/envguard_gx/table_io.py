@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["TableFormat", "TableReader", "TableWriter", "format_of", "open_reader", "open_writer"]
 
 TableFormat = str  # "csv" or "parquet"
-BLOCK_SIZE = 32 << 20  # bytes of CSV per chunk
+BLOCK_SIZE = 16 << 20  # bytes of CSV per chunk
 PARQUET_BATCH_ROWS = 262_144
 
 
