@@ -38,6 +38,10 @@ def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
         "import envguard",
         "import envguard, envguard.hookspecs, envguard.errors",
         "from envguard.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+        "from envguard.cli import main\ntry:\n    main(['mask', '--help'])\n"
+        "except SystemExit:\n    pass",
+        "from envguard.cli import main\ntry:\n    main(['proof', 'verify', '--help'])\n"
+        "except SystemExit:\n    pass",
     ],
 )
 def test_light_imports(code: str) -> None:
@@ -60,6 +64,9 @@ def test_version_and_help_on_every_command() -> None:
         ["policy", "show"],
         ["policy", "init"],
         ["plugins"],
+        ["mask"],
+        ["proof"],
+        ["proof", "verify"],
     ):
         result = run("-m", "envguard", *command, "--help")
         assert result.returncode == 0, (command, result.stderr)

@@ -64,9 +64,10 @@ def cli(debug: bool) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from envguard.cli import policy_commands
+    from envguard.cli import policy_commands, proof_commands
 
     policy_commands.register(cli)
+    proof_commands.register(cli)
 
 
 _register_builtin_commands()

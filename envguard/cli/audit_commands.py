@@ -121,9 +121,9 @@ def audit_lineage(entity: str, depth: int | None, as_json: bool) -> None:
     from envguard.runtime import current
 
     if Path(entity).is_file():
-        from envguard.digests import file_sha256
+        from envguard.digests import sha256_file
 
-        entity = f"sha256:{file_sha256(entity)}"
+        entity = f"sha256:{sha256_file(entity)}"
     store = current().store
     up = store.ancestors(entity, depth)
     down = store.descendants(entity, depth)

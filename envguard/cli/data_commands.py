@@ -40,7 +40,7 @@ def data_register(paths: tuple[Path, ...], origin: str, as_json: bool) -> None:
 
     The simplest way to declare production data sets: `envguard data register data/ --env prod`.
     """
-    from envguard.digests import file_sha256
+    from envguard.digests import sha256_file
     from envguard.lineage import dataset_entity
     from envguard.runtime import current
 
@@ -50,7 +50,7 @@ def data_register(paths: tuple[Path, ...], origin: str, as_json: bool) -> None:
     drafts = []
     rows: list[dict[str, object]] = []
     for path in files:
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         rows.append({"path": str(path), "sha256": digest, "origin": origin})
         drafts.append(
             runtime.draft(
@@ -85,7 +85,7 @@ def data_check(paths: tuple[Path, ...], as_json: bool) -> None:
     Exit 0 when every file may be used, 1 when any has production lineage without a masking
     proof in a non-production environment (whatever the mode).
     """
-    from envguard.digests import file_sha256
+    from envguard.digests import sha256_file
     from envguard.gate import check_data_use
     from envguard.runtime import current
 
@@ -93,7 +93,7 @@ def data_check(paths: tuple[Path, ...], as_json: bool) -> None:
     env = runtime.environment
     results = []
     for path in _existing_files(paths):
-        decision = check_data_use(runtime, str(path), file_sha256(path))
+        decision = check_data_use(runtime, str(path), sha256_file(path))
         results.append(decision)
     if as_json:
         emit_json([d.to_dict() for d in results])

@@ -47,18 +47,10 @@ class DatasetFacts:
 
 
 def file_sha256(path: str) -> str:
-    """sha256 of a file, streamed; cached while its size and mtime stay the same."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    cached = _file_cache.get(key)
-    if cached:
-        return cached
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    _file_cache[key] = digest.hexdigest()
-    return _file_cache[key]
+    """Hex sha256 of a file, streamed (envguard's content digest)."""
+    from envguard.digests import sha256_file
+
+    return sha256_file(path)
 
 
 def _array_bytes(digest: Any, array: Any) -> None:
