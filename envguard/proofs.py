@@ -306,3 +306,33 @@ def verify_proof(
     from envguard.proof_verification import verify
 
     return verify(policy, proof_path, data_path, environ, known_policy_sha256s)
+
+
+def verify_envelope(
+    policy: Policy,
+    envelope: Mapping[str, Any],
+    subject_sha256: str,
+    environ: Mapping[str, str] | None = None,
+    known_policy_sha256s: Iterable[str] = (),
+) -> list[str]:
+    """Why a proof recorded in the lineage log does not hold for the data ``subject_sha256``:
+    signature, statement, subject digest, validation and policy (an empty list: it holds)."""
+    from envguard.decisions import Reason
+    from envguard.proof_verification import (
+        _policy_reasons,
+        _signature_reasons,
+        _statement_reasons,
+        _validation_reasons,
+    )
+
+    try:
+        proof = _parse(Path("<lineage log>"), dict(envelope))
+    except InputError as exc:
+        return [str(exc)]
+    _signer, reasons = _signature_reasons(policy, proof, environ)
+    reasons.extend(_statement_reasons(proof))
+    if proof.subject[1] != subject_sha256:
+        reasons.append(Reason("proof-digest", "the proof is about other data", "mask again"))
+    reasons.extend(_validation_reasons(proof))
+    reasons.extend(_policy_reasons(policy, proof, known_policy_sha256s))
+    return [f"{r.rule}: {r.message}" for r in reasons]

@@ -81,7 +81,7 @@ def resolve_lineage(
     for src, dst in masked:
         upstream = resolve_lineage(store, policy, subject, src, digest)
         if upstream.origin_env and _is_prod(policy, upstream.origin_env):
-            proof = _proof_for(store, src, dst)
+            proof = _proof_for(store, policy, src, dst)
             chain = (*upstream.chain, f"masked ({dst})")
             if proof:
                 return DataLineage(subject, digest, upstream.origin_env, chain, masked_by=proof)
@@ -111,16 +111,27 @@ def _short(entity: str) -> str:
     return entity
 
 
-def _proof_for(store: SqlLineageStore, src: str, dst: str) -> str | None:
+def _proof_for(store: SqlLineageStore, policy: Policy, src: str, dst: str) -> str | None:
+    """The masking proof behind a ``masked`` link, verified again now (signature against the
+    policy's trusted keys, subject digest, validation, policy known to the log); None when no
+    recorded proof holds."""
+    from envguard.proofs import verify_envelope
+
     query = (
-        sa.select(t.events.c.entities)
+        sa.select(t.events.c.entities, t.events.c.payload)
         .join(t.edges, t.edges.c.seq == t.events.c.seq)
         .where(t.edges.c.src == src, t.edges.c.dst == dst, t.edges.c.relation == "masked")
         .order_by(t.events.c.seq.desc())
     )
+    known = [h["sha256"] for h in store.policy_history()]
+    subject = dst.removeprefix("sha256:")
     with store.engine.connect() as conn:
-        for (entities,) in conn.execute(query):
-            for item in json.loads(entities):
-                if isinstance(item, str) and item.startswith("proof:"):
-                    return item
+        rows = conn.execute(query).all()
+    for entities, payload in rows:
+        envelope = json.loads(payload).get("envelope")
+        proof = next((e for e in json.loads(entities) if str(e).startswith("proof:")), None)
+        if proof and isinstance(envelope, dict):
+            problems = verify_envelope(policy, envelope, subject, known_policy_sha256s=known)
+            if not problems:
+                return str(proof)
     return None

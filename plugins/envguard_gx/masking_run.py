@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from envguard.digests import sha256_file
 from envguard.errors import InputError
-from envguard.proofs import MaskingFacts, ValidationCheck, create_proof, proof_path_for
+from envguard.proofs import (
+    MaskingFacts,
+    MaskingProof,
+    ValidationCheck,
+    create_proof,
+    proof_path_for,
+)
 from envguard_gx.masking import ColumnMasking, MaskingPlan
 from envguard_gx.table_io import TableReader, TableWriter, format_of, open_reader, open_writer
 
@@ -147,10 +153,32 @@ def mask_file(
         tools=tool_versions(),
     )
     outcome.proof = create_proof(policy, facts, proof_path_for(output_path), actor, environ)
-    # The lineage store records this proof as a derivation sources -> output here (issue 6.2):
-    # sources = facts.sources, output = (output_path, outcome.output_sha256),
-    # proof id = outcome.proof.proof_id.
+    _record_proof(outcome.proof, facts, output_path)
     return outcome
+
+
+def _record_proof(proof: MaskingProof, facts: MaskingFacts, output_path: Path) -> None:
+    """Record the masking in the lineage log: a ``masked`` link from each source to the output,
+    with the signed proof (its envelope) so that the data-use gate can verify it again. When the
+    store is unreachable the event waits in its spool; without it the masked data would still
+    count as production data at the gate (the failure is on the safe side)."""
+    from envguard.lineage import Link
+    from envguard.runtime import current
+
+    runtime = current()
+    output = f"sha256:{facts.output_sha256}"
+    draft = runtime.draft(
+        "proof.recorded",
+        entities=[f"proof:{proof.proof_id}", output],
+        links=[Link(f"sha256:{sha}", output, "masked") for _name, sha in facts.sources],
+        payload={
+            "output": str(output_path.resolve()),
+            "proof": str(proof.path),
+            "columns": {name: dict(rule) for name, rule in facts.columns.items()},
+            "envelope": dict(proof.envelope),
+        },
+    )
+    runtime.store.append(draft, required=False)
 
 
 def _stream(

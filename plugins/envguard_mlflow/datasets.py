@@ -47,10 +47,15 @@ class DatasetFacts:
 
 
 def file_sha256(path: str) -> str:
-    """Hex sha256 of a file, streamed (envguard's content digest)."""
+    """sha256 of a file (envguard's content digest); cached while its size and mtime stay."""
     from envguard.digests import sha256_file
 
-    return sha256_file(path)
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    cached = _file_cache.get(key)
+    if cached is None:
+        cached = _file_cache[key] = sha256_file(path)
+    return cached
 
 
 def _array_bytes(digest: Any, array: Any) -> None:

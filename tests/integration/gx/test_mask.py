@@ -65,6 +65,9 @@ def people(workspace: Path) -> Path:
 
 
 def test_mask_csv_masks_validates_and_proves(people: Path, envguard_cli: Cli) -> None:
+    # The raw file is production data: the gate refuses it in `train`...
+    assert envguard_cli("data", "register", str(people), "--env", "prod").exit_code == 0
+    assert envguard_cli("data", "check", str(people)).exit_code == 1
     result = envguard_cli("mask", str(people), "-o", "out/masked.csv")
     assert result.exit_code == 0, result.stderr
     assert "validation: passed" in result.stdout
@@ -117,6 +120,33 @@ def test_mask_csv_masks_validates_and_proves(people: Path, envguard_cli: Cli) ->
     verified = envguard_cli("proof", "verify", str(proof), "--json")
     assert verified.exit_code == 0, verified.stdout
     assert verified.json()["data"] == "out/masked.csv"
+    # ...the masking is in the lineage log, and the gate lets the masked file through after
+    # verifying the recorded proof again; a file edited after proving is refused.
+    recorded = envguard_cli("audit", "log", "--kind", "proof.recorded", "--json").json()
+    assert len(recorded) == 1
+    assert [link[2] for link in recorded[0]["links"]] == ["masked"]
+    checked = envguard_cli("data", "check", "out/masked.csv", "--json")
+    assert checked.exit_code == 0, checked.stdout
+    assert checked.json()[0]["outcome"] == "allow"
+    # A "masking" recorded by hand, reusing the genuine proof for other data, is no proof.
+    from envguard.digests import sha256_file
+    from envguard.lineage import Link
+    from envguard.runtime import current
+
+    forged = Path("out/forged.csv")
+    forged.write_text(text.replace("[REDACTED]", "Ada Lovelace", 1), encoding="utf-8")
+    runtime = current()
+    runtime.store.append(
+        runtime.draft(
+            "proof.recorded",
+            entities=[recorded[0]["entities"][0], f"sha256:{sha256_file(forged)}"],
+            links=[Link(recorded[0]["links"][0][0], f"sha256:{sha256_file(forged)}", "masked")],
+            payload={"envelope": recorded[0]["payload"]["envelope"]},
+        )
+    )
+    refused = envguard_cli("data", "check", str(forged), "--json")
+    assert refused.exit_code == 1, refused.stdout
+    assert refused.json()[0]["reasons"][0]["rule"] == "prod-data-in-non-prod"
 
 
 def test_tokens_are_stable_for_joins_and_depend_on_the_key(
