@@ -169,6 +169,33 @@ def _play(story: Story, folder: Path) -> None:
             explain="allowed, and recorded",
         )
     )
+    story.run(
+        Step(
+            "The data scientist masks the production data, as the refusal said",
+            ["envguard", "mask", "prod/customers.csv", "-o", "dev/customers_masked.csv"],
+            0,
+            {"ENVGUARD_ENV": "train"},
+            explain="masked per the policy's column rules, validated with Great Expectations, "
+            "and a signed proof written and recorded",
+        )
+    )
+    story.run(
+        Step(
+            "The masked data may be used in `train`",
+            ["envguard", "data", "check", "dev/customers_masked.csv"],
+            0,
+            {"ENVGUARD_ENV": "train"},
+            explain="allowed: its production lineage passes through a masking proof that verifies",
+        )
+    )
+    story.run(
+        Step(
+            "Anyone can verify the proof",
+            ["envguard", "proof", "verify", "dev/customers_masked.csv.envguard-proof.json"],
+            0,
+            explain="signature, digest of the data, validation and policy all hold",
+        )
+    )
     story.run(Step("Every decision is in the lineage log", ["envguard", "audit", "log"], 0))
     story.run(
         Step(
