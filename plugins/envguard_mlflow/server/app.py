@@ -1,0 +1,39 @@
+"""The factory behind ``mlflow server --app-name envguard``.
+
+It loads the policy and opens the lineage store first, and raises if either fails: the
+server then does not start (MLflow itself only warns when a plugin fails to import). Then it
+builds MLflow's basic-auth app (``mlflow.server.auth.create_app``, which creates the first
+admin from ``MLFLOW_AUTH_ADMIN_PASSWORD``), and registers envguard's gate after auth's, so
+that the authenticated user is the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
+
+
+def build_app() -> Any:
+    from envguard.runtime import Runtime
+    from envguard_mlflow.server.context import ServerContext
+
+    ctx = ServerContext.load(Runtime())  # raises PolicyError / StoreError: no server
+
+    from mlflow.server import app as flask_app
+    from mlflow.server.auth import create_app
+
+    from envguard_mlflow.server import flask_gate
+
+    served = create_app(flask_app)
+    flask_gate.install(flask_app, ctx)
+    log.warning(
+        "envguard: guarding the registry with policy %s (sha256 %s), lineage store %s",
+        ctx.policy.path,
+        ctx.policy.sha256[:12],
+        ctx.store.safe_url,
+    )
+    return served
