@@ -26,10 +26,11 @@ def build_app() -> Any:
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app
 
-    from envguard_mlflow.server import flask_gate
+    from envguard_mlflow.server import api, flask_gate
 
     served = create_app(flask_app)
     flask_gate.install(flask_app, ctx)
+    api.install(flask_app, ctx)
     log.warning(
         "envguard: guarding the registry with policy %s (sha256 %s), lineage store %s",
         ctx.policy.path,
