@@ -26,15 +26,23 @@ def build_app() -> Any:
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app
 
-    from envguard_mlflow.server import api, flask_gate
+    from envguard_mlflow.server import api, asgi_gate, flask_gate
+    from envguard_mlflow.server.routes import RouteTable
 
     served = create_app(flask_app)
-    flask_gate.install(flask_app, ctx)
     api.install(flask_app, ctx)
+    table = RouteTable.from_apps(flask_app, served if served is not flask_app else None)
+    flask_gate.install(flask_app, ctx, table)
+    if served is not flask_app:  # under uvicorn: routes FastAPI serves itself
+        asgi_gate.install(served, ctx, table)
     log.warning(
-        "envguard: guarding the registry with policy %s (sha256 %s), lineage store %s",
+        "envguard: guarding the registry with policy %s (sha256 %s), lineage store %s; "
+        "%d routes, %d guarded, %d unknown registry writes refused",
         ctx.policy.path,
         ctx.policy.sha256[:12],
         ctx.store.safe_url,
+        len(table.routes),
+        sum(1 for r in table.routes if r.check),
+        len(table.unknown()),
     )
     return served

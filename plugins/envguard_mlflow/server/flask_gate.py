@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from envguard.decisions import Decision, Reason, conclude
 from envguard_mlflow.server.promotion import RUN_CREATED, VERSION_CREATED, PromotionGate, run_entity
+from envguard_mlflow.server.registry_checks import REGISTRY_CHECKS
+from envguard_mlflow.server.routes import Route, RouteClass, RouteTable
 from envguard_mlflow.server.versions import version_uri
 
 if TYPE_CHECKING:
@@ -110,10 +112,26 @@ def check_delete_alias(req: GateRequest) -> Decision | None:
     )
 
 
+def check_unknown(req: GateRequest) -> Decision:
+    return req.deny(
+        req.path,
+        [
+            Reason(
+                "unknown-route",
+                f"{req.path} ({req.message}) writes to the registry or its evidence and envguard "
+                f"does not know it; refused, because an unchecked route fails closed",
+                "use the MLflow routes envguard checks, or ask for this one to be classified "
+                "(envguard_mlflow.server.routes)",
+            )
+        ],
+    )
+
+
 CHECKS: dict[str, Check] = {
-    "mlflow.SetRegisteredModelAlias": check_set_alias,
-    "mlflow.DeleteRegisteredModelAlias": check_delete_alias,
-    "mlflow.TransitionModelVersionStage": check_transition_stage,
+    "set-alias": check_set_alias,
+    "delete-alias": check_delete_alias,
+    "transition-stage": check_transition_stage,
+    **REGISTRY_CHECKS,
 }
 
 
@@ -122,6 +140,7 @@ def _params() -> dict[str, Any]:
     from flask import request
 
     params: dict[str, Any] = dict(request.args.items())
+    params.update(request.view_args or {})
     if request.method != "GET":
         body = request.get_json(force=True, silent=True)
         if isinstance(body, str):  # old clients double-encode, as MLflow's handlers accept
@@ -132,20 +151,6 @@ def _params() -> dict[str, Any]:
         if isinstance(body, dict):
             params.update(body)
     return params
-
-
-def route_messages() -> dict[tuple[str, str], str]:
-    """(Flask rule, method) -> the full name of the route's request message, or the handler's
-    name for routes without one (``/graphql``)."""
-    from mlflow.server.handlers import get_endpoints
-
-    table: dict[tuple[str, str], str] = {}
-    for path, target, methods in get_endpoints(lambda cls: cls):
-        descriptor = getattr(target, "DESCRIPTOR", None)
-        name = descriptor.full_name if descriptor is not None else getattr(target, "__name__", "")
-        for method in methods:
-            table[(path, method)] = str(name)
-    return table
 
 
 def run_check(check: Check, req: GateRequest) -> Response | None:
@@ -174,20 +179,31 @@ def run_check(check: Check, req: GateRequest) -> Response | None:
     return denial(decision.explain())
 
 
-def install(app: Flask, ctx: ServerContext) -> None:
+def check_for(route: Route | None) -> Check | None:
+    """The check a route gets: its named check, the refusal of an unknown registry write, or
+    None (reads and unrelated writes)."""
+    if route is None:
+        return None
+    if route.kind is RouteClass.UNKNOWN:
+        return check_unknown
+    if route.kind is RouteClass.GUARDED:
+        return CHECKS[route.check or ""]
+    return None
+
+
+def install(app: Flask, ctx: ServerContext, table: RouteTable) -> None:
     """Register the gate on ``app``, after MLflow's auth (Flask runs them in order)."""
     from flask import g, request
-
-    messages = route_messages()
 
     def before_request() -> Response | None:
         rule = request.url_rule
         if rule is None:
             return None
-        message = messages.get((rule.rule, request.method), "")
-        check = CHECKS.get(message)
-        if check is None:
+        route = table.lookup(rule.rule, request.method, "flask")
+        check = check_for(route)
+        if check is None or route is None:
             return None
+        message = route.message
         actor = getattr(g, "mlflow_authenticated_user", None)
         if not actor:
             return denial("envguard: no authenticated user; the registry is guarded")
@@ -197,7 +213,8 @@ def install(app: Flask, ctx: ServerContext) -> None:
         rule = request.url_rule
         if rule is None or response.status_code != 200:
             return response
-        message = messages.get((rule.rule, request.method), "")
+        route = table.lookup(rule.rule, request.method, "flask")
+        message = route.message if route else ""
         actor = getattr(g, "mlflow_authenticated_user", None)
         if message not in {"mlflow.CreateRun", "mlflow.CreateModelVersion"} or not actor:
             return response
