@@ -85,11 +85,14 @@ class ServerContext:
 
         return _get_model_registry_store()
 
-    def is_prompt(self, name: str) -> bool:
-        """Prompts share the registry's alias routes; they carry ``mlflow.prompt.is_prompt``."""
-        model = self.registry_store().get_registered_model(name)
-        tags = model.tags or {}
-        return str(tags.get(PROMPT_TAG, "")).lower() == "true"
+    def is_prompt(self, name: str, version: str | None = None) -> bool:
+        """Prompts share the registry's alias routes; MLflow marks the registered model or the
+        version with the tag ``mlflow.prompt.is_prompt = true``."""
+        store = self.registry_store()
+        entities = [store.get_registered_model(name)]
+        if version:
+            entities.append(store.get_model_version(name, version))
+        return any(str((e.tags or {}).get(PROMPT_TAG, "")).lower() == "true" for e in entities)
 
     def record(
         self,

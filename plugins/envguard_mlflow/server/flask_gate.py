@@ -78,7 +78,7 @@ def denial(message: str, status: int = 403) -> Response:
 def check_set_alias(req: GateRequest) -> Decision | None:
     name, alias, version = req.get("name"), req.get("alias"), req.get("version")
     env = req.ctx.policy.env_for_alias(alias)
-    if env is None or req.ctx.is_prompt(name):
+    if env is None or req.ctx.is_prompt(name, version):
         return None
     return req.gate.decide_and_record(name, version, env, req.actor, f"alias @{alias}")
 
