@@ -103,6 +103,12 @@ def test_prod_mlflow():
     mlflow.search_experiments()
 
 
+def test_prod_mlflow_over_plain_http():
+    import urllib.request
+
+    urllib.request.urlopen("{mlflow}/health", timeout=5).read()
+
+
 def test_prod_database_swallowed():
     try:
         socket.create_connection(("127.0.0.1", {pg_port}), timeout=2).close()
@@ -135,10 +141,13 @@ def test_the_boundary_holds(
 ) -> None:
     project.makepyfile(test_suite=SUITE.format(mlflow=prod_mlflow.url, pg_port=postgres.port))
     result = project.runpytest_subprocess("-p", "pytester")
-    result.assert_outcomes(passed=4, failed=4)
+    result.assert_outcomes(passed=4, failed=5)
     out = result.stdout.str()
     assert "envguard: session runs in 'test' (non-production)" in out
     assert "GetObject on s3://eg-prod/customers.csv" in out
+    # MLflow's client is stopped by the MLflow plugin's own check first; any other HTTP client
+    # by the audit hook underneath.
+    assert f"the MLflow tracking URI {prod_mlflow.url} belongs to 'prod'" in out
     assert (
         f"tried to reach 127.0.0.1:{prod_mlflow.port}, which the policy assigns to "
         f"production environment 'prod' (rule environments.prod.mlflow_tracking_uris)"
@@ -147,7 +156,8 @@ def test_the_boundary_holds(
         f"tried to reach 127.0.0.1:{postgres.port}, which the policy assigns to production "
         f"environment 'prod' (rule environments.prod.hosts)"
     ) in out
-    assert f"test_prod_mlflow: 127.0.0.1:{prod_mlflow.port} (environments.prod" in out
+    assert "test_suite.py::test_prod_mlflow: envguard deny" in out
+    assert f"test_prod_mlflow_over_plain_http: 127.0.0.1:{prod_mlflow.port} (environments" in out
     assert "tried to reach" in out
     assert "and caught the error" in out  # the swallowed one fails anyway
     assert "boundary crossing(s) blocked in environment 'test'" in out

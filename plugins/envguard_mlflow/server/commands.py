@@ -1,0 +1,212 @@
+"""``envguard server``, ``envguard approve``, ``envguard approvals list|revoke`` and
+``envguard promote``; registered through the ``envguard_add_commands`` hook.
+
+The entry point ``mlflow-server`` (group ``envguard``) names this module. It imports neither
+MLflow nor the server: each command imports what it needs when it runs, and says which extra to
+install when MLflow is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from envguard import hookimpl
+from envguard.cli.output import emit_json
+
+if TYPE_CHECKING:
+    from envguard_mlflow.server.client import RegistryClient
+
+__all__ = ["envguard_add_commands"]
+
+
+def _require_mlflow(what: str) -> None:
+    import importlib.util
+
+    from envguard.errors import ConfigError
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise ConfigError(f"{what} needs MLflow: pip install 'envguard[mlflow]'")
+
+
+@click.command(
+    "server",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("mlflow_args", nargs=-1, type=click.UNPROCESSED)
+def server_command(mlflow_args: tuple[str, ...]) -> int:
+    """Run MLflow's tracking server with envguard guarding its registry.
+
+    Runs `mlflow server --app-name envguard MLFLOW_ARGS...` with the policy envguard finds
+    here. Basic auth is on: set MLFLOW_FLASK_SERVER_SECRET_KEY and, for the first start,
+    MLFLOW_AUTH_ADMIN_PASSWORD. The policy and the lineage store are checked before MLflow
+    starts; the server refuses to start without them.
+    """
+    from envguard.runtime import current
+    from envguard_mlflow.server.context import ServerContext
+
+    _require_mlflow("envguard server")
+    runtime = current()
+    ctx = ServerContext.load(runtime)
+    env = {**os.environ, "ENVGUARD_CONFIG": str(ctx.policy.path)}
+    if "--app-name" in mlflow_args:
+        from envguard.errors import InputError
+
+        raise InputError("--app-name", "envguard server always runs the app 'envguard'")
+    argv = [sys.executable, "-m", "mlflow", "server", "--app-name", "envguard", *mlflow_args]
+    return subprocess.call(argv, env=env)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _client() -> RegistryClient:
+    from envguard_mlflow.server.client import RegistryClient
+
+    _require_mlflow("this command")
+    return RegistryClient()
+
+
+@click.command("approve")
+@click.argument("model_version", metavar="models:/NAME/VERSION")
+@click.option("--to", "to", required=True, metavar="ENV_OR_ALIAS", help="Target environment.")
+@click.option("--comment", default="", help="Why you approve (kept in the record).")
+@json_option
+def approve_command(model_version: str, to: str, comment: str, as_json: bool) -> None:
+    """Approve a model version for an environment, as the user MLflow's variables name.
+
+    The server records the approval, signed with its key and bound to the version's source
+    run and the sha256 of its files. MLFLOW_TRACKING_URI names the envguard-guarded server;
+    MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD the approver.
+    """
+    from envguard_mlflow.server.client import parse_model_version
+
+    name, version = parse_model_version(model_version)
+    data = _client().call(
+        "POST",
+        "/api/2.0/envguard/approvals",
+        {"name": name, "version": version, "to": to, "comment": comment},
+    )
+    if as_json:
+        emit_json(data)
+        return
+    s = data["approval"]
+    click.echo(
+        f"approved {s['model_version']} for {s['target_env']!r} as {s['approver']} "
+        f"(approval {s['id']}, files sha256 {s['files_sha256'][:12]}…)"
+    )
+
+
+@click.group("approvals")
+def approvals_group() -> None:
+    """List and revoke approvals recorded by the envguard-guarded MLflow server."""
+
+
+@approvals_group.command("list")
+@click.argument("model_version", required=False, metavar="[models:/NAME/VERSION]")
+@json_option
+def approvals_list(model_version: str | None, as_json: bool) -> None:
+    """List approvals (of one version, when named), with whether each still holds."""
+    from envguard_mlflow.server.client import parse_model_version
+
+    params: dict[str, str] = {}
+    if model_version:
+        params["name"], params["version"] = parse_model_version(model_version)
+    data = _client().call("GET", "/api/2.0/envguard/approvals", params=params)
+    if as_json:
+        emit_json(data)
+        return
+    rows = data["approvals"]
+    if not rows:
+        click.echo("no approvals")
+    for a in rows:
+        state = "revoked" if a["revoked"] else ("valid" if a["valid"] else "INVALID")
+        click.echo(
+            f"{a['id']}  {a['model_version']} -> {a['target_env']}  by {a['approver']}  "
+            f"{a['time']}  {state}"
+        )
+        for problem in a["problems"]:
+            click.echo(f"    {problem}")
+
+
+@approvals_group.command("revoke")
+@click.argument("approval_id", metavar="ID")
+@click.option("--comment", default="", help="Why (kept in the record).")
+def approvals_revoke(approval_id: str, comment: str) -> None:
+    """Revoke an approval you granted (administrators may revoke any)."""
+    _client().call(
+        "POST", "/api/2.0/envguard/approvals/revoke", {"id": approval_id, "comment": comment}
+    )
+    click.echo(f"revoked approval {approval_id}")
+
+
+@click.command("promote")
+@click.argument("model_version", metavar="models:/NAME/VERSION")
+@click.option("--to", "to", required=True, metavar="ENV_OR_ALIAS", help="Target.")
+@click.option("--dry-run", is_flag=True, help="Evaluate and print; move nothing.")
+@json_option
+def promote_command(model_version: str, to: str, dry_run: bool, as_json: bool) -> int:
+    """Evaluate a promotion, print every reason, and on allow move the version.
+
+    TO is an environment, an alias or a stage; an environment moves the first alias (else
+    stage) the policy maps to it. The move goes through MLflow, so the server decides again
+    and records it. Exit 0 allowed, 1 denied.
+    """
+    from envguard_mlflow.server.client import ServerRefused, parse_model_version
+
+    name, version = parse_model_version(model_version)
+    client = _client()
+    data = client.call(
+        "POST", "/api/2.0/envguard/promotions/check", {"name": name, "version": version, "to": to}
+    )
+    allowed = bool(data["decision"]["allowed"])
+    move = data["move"]
+    moved = False
+    if allowed and not dry_run:
+        if not move["kind"]:
+            from envguard.errors import InputError
+
+            raise InputError(f"--to {to}", "the policy maps no alias or stage to it")
+        try:
+            _move(client.uri, name, version, move["kind"], move["name"])
+            moved = True
+        except ServerRefused as exc:
+            data["explain"] = str(exc)
+            allowed = False
+    if as_json:
+        emit_json({**data, "dry_run": dry_run, "moved": moved})
+    else:
+        click.echo(data["explain"])
+        if moved:
+            where = f"@{move['name']}" if move["kind"] == "alias" else f"stage {move['name']}"
+            click.echo(f"moved {model_version} to {where}")
+    return 0 if allowed else 1
+
+
+def _move(uri: str, name: str, version: str, kind: str, target: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from envguard_mlflow.server.client import ServerRefused
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        if kind == "alias":
+            client.set_registered_model_alias(name, target, version)
+        else:
+            client.transition_model_version_stage(name, version, target)
+    except MlflowException as exc:
+        if exc.error_code == "PERMISSION_DENIED":
+            raise ServerRefused(exc.message) from None
+        raise
+
+
+@hookimpl
+def envguard_add_commands(cli: click.Group) -> None:
+    """Add ``server``, ``approve``, ``approvals`` and ``promote``."""
+    for command in (server_command, approve_command, approvals_group, promote_command):
+        cli.add_command(command)
