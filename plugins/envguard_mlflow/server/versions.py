@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envguard.digests import file_sha256
+from envguard.digests import sha256_file as file_sha256
 from envguard.lineage.events import canonical_json
 
 __all__ = ["VersionBinding", "bind_version", "download_uri", "storage_path", "version_uri"]
