@@ -10,12 +10,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
-__all__ = ["PostgresServer", "free_port", "wait_until"]
+__all__ = ["MotoServer", "PostgresServer", "free_port", "wait_until"]
 
 
 def free_port() -> int:
@@ -112,5 +114,79 @@ class PostgresServer:
     def stop(self) -> None:
         try:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MotoServer:
+    """moto's S3-compatible HTTP server (``moto_server``) on 127.0.0.1, in its own process.
+
+    Credentials are moto's ``testing`` pair (:attr:`ENV`). With ``no_auth_actions=N``, moto
+    enforces IAM after the first N requests (``INITIAL_NO_AUTH_ACTION_COUNT``): the way to test a
+    principal that lacks a permission.
+    """
+
+    ENV: ClassVar[dict[str, str]] = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def __init__(self, no_auth_actions: int | None = None) -> None:
+        self.port = free_port()
+        self.no_auth_actions = no_auth_actions
+        self.folder = Path(tempfile.mkdtemp(prefix="envguard-moto-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        found = Path(sys.executable).parent / "moto_server"
+        command = str(found) if found.exists() else (shutil.which("moto_server") or "moto_server")
+        env = {**os.environ, **self.ENV}
+        if self.no_auth_actions is not None:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
+        with (self.folder / "log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [command, "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        wait_until(self._answers, "moto_server")
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.folder / "log").read_text(errors="replace")
+            raise RuntimeError(f"moto_server exited: {log[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def client(self, service: str = "s3", **credentials: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=credentials.get("key", "testing"),
+            aws_secret_access_key=credentials.get("secret", "testing"),
+        )
+
+    def stop(self) -> None:
+        try:
+            if self.process is not None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
