@@ -11,9 +11,13 @@ install``) calls :func:`install_on` when DVC imports ``dvc.repo``, ``dvc.data_cl
   the policy, before any byte moves. In a non-production environment, reading a production remote
   (fetch, pull, import, get, read) or writing to one (push) is refused with an error DVC prints as
   its own (``ERROR: envguard deny: ...``, exit 1), naming the remote, the environment and the fix;
+- during ``Repo.push`` to an S3 remote: each object is uploaded with its tags (the remote's
+  environment as env and origin), after a listing of the remote that tells which objects the push
+  uploaded;
 - after ``Repo.push`` (also when it failed part-way): ``envguard dvc sync`` and a tag sweep of the
-  remotes pushed to, so that new objects and those DVC skipped because they were there already are
-  inventoried and tagged. Tagging fails open: a failure is printed and recorded, never the push's.
+  remotes pushed to, so that objects DVC skipped because they were there already, and content of
+  another origin, are inventoried and tagged. Tagging fails open: a failure is printed and
+  recorded, never the push's.
 
 The guard is active only where an envguard policy is found (``ENVGUARD_CONFIG``, or walking up
 from the working directory), and not when ``ENVGUARD_DISABLE=1``. A policy that is found but
@@ -46,7 +50,9 @@ READS = frozenset({"fetch", "pull", "import", "get", "read"})
 WRITES = frozenset({"push"})
 
 _operation: ContextVar[str | None] = ContextVar("envguard_dvc_operation", default=None)
-_pushed: ContextVar[set[str] | None] = ContextVar("envguard_dvc_pushed", default=None)
+_pushed: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar(
+    "envguard_dvc_pushed", default=None
+)
 _MARK = "__envguard_guarded__"
 
 
@@ -126,7 +132,7 @@ def _pushing(function: Callable[..., Any]) -> Callable[..., Any]:
         if _operation.get() is not None:
             return function(repo, *args, **kwargs)
         token = _operation.set("push")
-        pushed: set[str] = set()
+        pushed: dict[str, dict[str, Any]] = {}  # remote -> keys present before, upload tags
         token_pushed = _pushed.set(pushed)
         try:
             return function(repo, *args, **kwargs)
@@ -134,7 +140,7 @@ def _pushing(function: Callable[..., Any]) -> Callable[..., Any]:
             _operation.reset(token)
             _pushed.reset(token_pushed)
             if pushed:
-                _after_push(repo, sorted(pushed))
+                _after_push(repo, pushed)
 
     return wrapper
 
@@ -148,11 +154,41 @@ def _checking(function: Callable[..., Any]) -> Callable[..., Any]:
             settings = cloud.repo.config.get("remote", {}).get(remote.name, {})
             check(op, remote.name, str(settings.get("url", remote.path)))
             pushed = _pushed.get()
-            if op == "push" and pushed is not None:
-                pushed.add(remote.name)
+            if op == "push" and pushed is not None and remote.name not in pushed:
+                pushed[remote.name] = _tag_on_upload(remote, dict(settings))
         return remote
 
     return wrapper
+
+
+def _tag_on_upload(remote: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """Have S3 tag each object as it is uploaded (``Tagging`` on PutObject and
+    CreateMultipartUpload), with the remote's environment as env and origin: right for all but
+    content of another origin, which the sweep after the push corrects. Lists the remote first,
+    so that the sweep knows which objects this push uploaded (one request per 1,000 objects)."""
+    runtime = _runtime()
+    if runtime is None:
+        return {}
+    from urllib.parse import urlencode
+
+    from envguard_dvc.remotes import remote_info
+    from envguard_dvc.storage import ENV_TAG, ORIGIN_TAG, S3Storage
+
+    info = remote_info(remote.name, settings, runtime.policy)
+    fs_args = getattr(remote.fs, "fs_args", None)
+    extra = fs_args.get("s3_additional_kwargs") if isinstance(fs_args, dict) else None
+    if info.kind != "s3" or info.env is None or not isinstance(extra, dict):
+        return {}
+    try:
+        before = {obj.key for obj in S3Storage(info).objects()}
+    except EnvGuardError:
+        return {}  # the sweep after the push reports what is wrong with the remote
+    tags = {ENV_TAG: info.env, ORIGIN_TAG: info.env}
+    extra["Tagging"] = urlencode(tags)
+    made = remote.fs.__dict__.get("fs")  # the s3fs instance, if DVC already created it
+    if made is not None and isinstance(getattr(made, "s3_additional_kwargs", None), dict):
+        made.s3_additional_kwargs["Tagging"] = extra["Tagging"]
+    return {"before": before, "tags": tags}
 
 
 def _runtime() -> Runtime | None:
@@ -250,7 +286,7 @@ def check(op: str, name: str, url: str) -> None:
     sys.stderr.write(decision.explain() + "\n")
 
 
-def _after_push(repo: Any, remotes: list[str]) -> None:
+def _after_push(repo: Any, pushed: dict[str, dict[str, Any]]) -> None:
     """Sync and tag after ``dvc push``. Fails open: a failure is printed, and recorded by the
     sweep where it could get that far; the push's own outcome stands."""
     try:
@@ -264,7 +300,8 @@ def _after_push(repo: Any, remotes: list[str]) -> None:
 
     try:
         sync_repo(runtime, repo)
-        for report in tag_remotes(runtime, repo, remotes):
+        for name, upload in sorted(pushed.items()):
+            (report,) = tag_remotes(runtime, repo, [name], uploaded=upload or None)
             sys.stderr.write(_summary(report.to_dict()) + "\n")
     except Exception as exc:  # noqa: BLE001 - tagging fails open; the push already happened
         sys.stderr.write(

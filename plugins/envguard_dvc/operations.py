@@ -38,11 +38,20 @@ def _remote(runtime: Runtime, repo: Repo, name: str) -> RemoteInfo:
 
 
 def tag_remotes(
-    runtime: Runtime, repo: Repo, names: list[str], *, retag: bool = False
+    runtime: Runtime,
+    repo: Repo,
+    names: list[str],
+    *,
+    retag: bool = False,
+    uploaded: dict[str, Any] | None = None,
 ) -> list[SweepReport]:
-    """Inventory and tag the named remotes (``envguard dvc tag``)."""
+    """Inventory and tag the named remotes (``envguard dvc tag``). ``uploaded``: after a push,
+    the keys present before it and the tags S3 set on upload (see :mod:`envguard_dvc.guard`)."""
     dvc_dir = Path(repo.dvc_dir)
-    return [sweep(runtime, _remote(runtime, repo, name), dvc_dir, retag=retag) for name in names]
+    return [
+        sweep(runtime, _remote(runtime, repo, name), dvc_dir, retag=retag, uploaded=uploaded)
+        for name in names
+    ]
 
 
 def taggable(runtime: Runtime, repo: Repo) -> list[str]:

@@ -1,7 +1,8 @@
 """The objects of a DVC remote, and how their origin tags are written.
 
 - **S3** remotes: object tags ``envguard.env`` and ``envguard.origin`` (``PutObjectTagging``),
-  written in parallel by a thread pool through botocore (already installed with dvc-s3). An
+  written in parallel by a thread pool through botocore (already installed with dvc-s3); during
+  ``dvc push`` the guard also has S3 set them on upload (:mod:`envguard_dvc.guard`). An
   object's tag set is replaced: DVC's objects are content-addressed and owned by DVC, and a
   read-merge-write would double the requests of every push.
 - **local** remotes (a folder): a manifest ``envguard-manifest.json`` at the remote's root, with

@@ -98,9 +98,18 @@ class SweepReport:
 
 
 def sweep(
-    runtime: Runtime, remote: RemoteInfo, dvc_dir: Path, *, retag: bool = False
+    runtime: Runtime,
+    remote: RemoteInfo,
+    dvc_dir: Path,
+    *,
+    retag: bool = False,
+    uploaded: dict[str, Any] | None = None,
 ) -> SweepReport:
-    """Inventory and tag every object of ``remote``; see the module's docstring."""
+    """Inventory and tag every object of ``remote``; see the module's docstring.
+
+    ``uploaded`` (after ``dvc push``): ``before``, the keys the remote held before the push, and
+    ``tags``, the tags S3 set on each object the push uploaded. Those objects need no request when
+    their tags are already right; every other object is tagged as usual."""
     from envguard.lineage.origin import lineage_origins, origins_of
 
     policy = runtime.policy
@@ -142,7 +151,16 @@ def sweep(
     report.inventoried = len(drafts)
     if drafts:
         store.append_many(drafts, required=False)
-    result = storage.apply(wanted)
+    pretagged: list[RemoteObject] = []
+    if uploaded is not None and not retag:
+        before, upload_tags = uploaded["before"], uploaded["tags"]
+        pretagged = [o for o, t in wanted if o.key not in before and t == upload_tags]
+        done = {o.key for o in pretagged}
+        wanted_now = [(o, t) for o, t in wanted if o.key not in done]
+    else:
+        wanted_now = wanted
+    result = storage.apply(wanted_now)
+    result.tagged.extend(pretagged)
     report.tagged = len(result.tagged)
     report.failed = result.failed
     report.missing = result.missing

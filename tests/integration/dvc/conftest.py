@@ -59,11 +59,13 @@ def dvc_guard() -> Iterator[Path]:
     """The DVC guard, installed for the session through the real command."""
     from envguard_dvc import install
 
+    was_installed = install.installed()
     report = install.install()
     try:
         yield Path(report.path)
     finally:
-        install.uninstall()
+        if not was_installed:  # leave a developer's own installation as it was
+            install.uninstall()
 
 
 @dataclass
