@@ -74,7 +74,7 @@ def sync(as_json: bool) -> None:
     from envguard_dvc.operations import sync_repo
     from envguard_dvc.remotes import open_repo
 
-    report = sync_repo(current(), open_repo())
+    report, _outputs = sync_repo(current(), open_repo())
     if as_json:
         _emit(report.to_dict())
         return

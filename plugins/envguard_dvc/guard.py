@@ -134,13 +134,20 @@ def _pushing(function: Callable[..., Any]) -> Callable[..., Any]:
         token = _operation.set("push")
         pushed: dict[str, dict[str, Any]] = {}  # remote -> keys present before, upload tags
         token_pushed = _pushed.set(pushed)
+        # A push of the whole workspace that succeeded leaves every workspace output on the
+        # remote: the sweep after it need not list the remote again.
+        whole = not kwargs.get("targets") and not args
+        succeeded = False
         try:
-            return function(repo, *args, **kwargs)
+            result = function(repo, *args, **kwargs)
+            succeeded = True
+            return result
         finally:
             _operation.reset(token)
             _pushed.reset(token_pushed)
             if pushed:
-                _after_push(repo, pushed)
+                target = kwargs.get("remote")
+                _after_push(repo, pushed, listed=not (succeeded and whole), remote_arg=target)
 
     return wrapper
 
@@ -286,7 +293,9 @@ def check(op: str, name: str, url: str) -> None:
     sys.stderr.write(decision.explain() + "\n")
 
 
-def _after_push(repo: Any, pushed: dict[str, dict[str, Any]]) -> None:
+def _after_push(
+    repo: Any, pushed: dict[str, dict[str, Any]], *, listed: bool, remote_arg: str | None
+) -> None:
     """Sync and tag after ``dvc push``. Fails open: a failure is printed, and recorded by the
     sweep where it could get that far; the push's own outcome stands."""
     try:
@@ -297,11 +306,22 @@ def _after_push(repo: Any, pushed: dict[str, dict[str, Any]]) -> None:
     if runtime is None:
         return
     from envguard_dvc.operations import sync_repo, tag_remotes
+    from envguard_dvc.remotes import default_remote
 
     try:
-        sync_repo(runtime, repo)
+        _report, outputs = sync_repo(runtime, repo)
+        default = remote_arg or default_remote(repo)
         for name, upload in sorted(pushed.items()):
-            (report,) = tag_remotes(runtime, repo, [name], uploaded=upload or None)
+            # What DVC pushed to `name`: outputs naming it, and those naming no remote when it
+            # is the push's remote (-r) or the default.
+            mine = [o for o in outputs if (o.remote or default) == name]
+            (report,) = tag_remotes(
+                runtime,
+                repo,
+                [name],
+                uploaded=upload or None,
+                expected=None if listed or not upload else mine,
+            )
             sys.stderr.write(_summary(report.to_dict()) + "\n")
     except Exception as exc:  # noqa: BLE001 - tagging fails open; the push already happened
         sys.stderr.write(

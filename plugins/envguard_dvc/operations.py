@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envguard.errors import InputError
-from envguard_dvc.pipeline import collect
+from envguard_dvc.pipeline import Output, collect
 from envguard_dvc.remotes import RemoteInfo, default_remote, remote_info, remotes_of
 from envguard_dvc.state import write_pointer
+from envguard_dvc.storage import RemoteObject, object_key
 from envguard_dvc.sync import SyncReport, sync_lineage
 from envguard_dvc.tagging import SweepReport, remote_entity, sweep, tag_state
 
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["remote_status", "sync_repo", "tag_remotes"]
 
 
-def sync_repo(runtime: Runtime, repo: Repo) -> SyncReport:
-    """Record the repository's digests and stage runs (``envguard dvc sync``)."""
-    report = sync_lineage(runtime, repo, collect(repo))
+def sync_repo(runtime: Runtime, repo: Repo) -> tuple[SyncReport, list[Output]]:
+    """Record the repository's digests and stage runs (``envguard dvc sync``); also returns the
+    workspace's outputs."""
+    collected = collect(repo)
+    report = sync_lineage(runtime, repo, collected)
     write_pointer(Path(repo.root_dir), repo.site_cache_dir)
-    return report
+    return report, collected.outputs
 
 
 def _remote(runtime: Runtime, repo: Repo, name: str) -> RemoteInfo:
@@ -44,14 +47,32 @@ def tag_remotes(
     *,
     retag: bool = False,
     uploaded: dict[str, Any] | None = None,
+    expected: list[Output] | None = None,
 ) -> list[SweepReport]:
     """Inventory and tag the named remotes (``envguard dvc tag``). ``uploaded``: after a push,
     the keys present before it and the tags S3 set on upload (see :mod:`envguard_dvc.guard`)."""
     dvc_dir = Path(repo.dvc_dir)
-    return [
-        sweep(runtime, _remote(runtime, repo, name), dvc_dir, retag=retag, uploaded=uploaded)
-        for name in names
-    ]
+    reports = []
+    for name in names:
+        remote = _remote(runtime, repo, name)
+        objects = None
+        if expected is not None and remote.kind == "s3":
+            objects = _objects_of(expected, remote.prefix)
+        reports.append(
+            sweep(runtime, remote, dvc_dir, retag=retag, uploaded=uploaded, expected=objects)
+        )
+    return reports
+
+
+def _objects_of(outputs: list[Output], prefix: str) -> list[RemoteObject]:
+    """The remote objects holding ``outputs`` (files, directory listings and their files)."""
+    found: dict[str, RemoteObject] = {}
+    for out in outputs:
+        pairs = [(out.md5, out.hash_name), *((m, out.hash_name) for _r, m, _c in out.files)]
+        for md5, hash_name in pairs:
+            key = object_key(prefix, md5, hash_name)
+            found.setdefault(key, RemoteObject(key, md5, hash_name))
+    return list(found.values())
 
 
 def taggable(runtime: Runtime, repo: Repo) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -98,21 +99,12 @@ class S3Storage:
 
     def client(self) -> Any:
         if self._client is None:
-            import botocore.session
-            from botocore.config import Config
-
-            s = self.remote.settings
-            session = botocore.session.Session(profile=s.get("profile"))
-            self._client = session.create_client(
-                "s3",
-                region_name=s.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-                endpoint_url=s.get("endpointurl"),
-                use_ssl=bool(s.get("use_ssl", True)),
-                verify=s.get("ssl_verify"),
-                aws_access_key_id=s.get("access_key_id"),
-                aws_secret_access_key=s.get("secret_access_key"),
-                aws_session_token=s.get("session_token"),
-                config=Config(max_pool_connections=JOBS, retries={"max_attempts": 3}),
+            self._client = _client(
+                tuple(
+                    (k, str(self.remote.settings.get(k)))
+                    for k in _CLIENT_SETTINGS
+                    if self.remote.settings.get(k) is not None
+                )
             )
         return self._client
 
@@ -186,6 +178,51 @@ class S3Storage:
 
 
 _FINAL = {"NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId"}
+_CLIENT_SETTINGS = (
+    "profile",
+    "region",
+    "endpointurl",
+    "use_ssl",
+    "ssl_verify",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+)
+_clients: dict[tuple[tuple[str, str], ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(settings: tuple[tuple[str, str], ...]) -> Any:
+    """One botocore client per remote configuration and process (creating one loads the S3
+    model, which takes longer than listing a thousand objects); botocore clients are
+    thread-safe."""
+    with _clients_lock:
+        if settings not in _clients:
+            import botocore.session
+            from botocore.config import Config
+
+            s = dict(settings)
+            session = botocore.session.Session(profile=s.get("profile"))
+            _clients[settings] = session.create_client(
+                "s3",
+                region_name=s.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+                endpoint_url=s.get("endpointurl"),
+                use_ssl=s.get("use_ssl", "True") != "False",
+                verify=None if "ssl_verify" not in s else s["ssl_verify"] != "False",
+                aws_access_key_id=s.get("access_key_id"),
+                aws_secret_access_key=s.get("secret_access_key"),
+                aws_session_token=s.get("session_token"),
+                config=Config(max_pool_connections=JOBS, retries={"max_attempts": 3}),
+            )
+        return _clients[settings]
+
+
+def object_key(prefix: str, md5: str, hash_name: str) -> str:
+    """Where DVC stores content ``md5`` under a remote's root (DVC 3, or DVC 2's layout)."""
+    head = f"{prefix}/" if prefix else ""
+    if hash_name == "md5":
+        return f"{head}files/md5/{md5[:2]}/{md5[2:]}"
+    return f"{head}{md5[:2]}/{md5[2:]}"
 
 
 def _code(exc: Exception) -> str:

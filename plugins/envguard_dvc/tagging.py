@@ -104,12 +104,14 @@ def sweep(
     *,
     retag: bool = False,
     uploaded: dict[str, Any] | None = None,
+    expected: list[RemoteObject] | None = None,
 ) -> SweepReport:
     """Inventory and tag every object of ``remote``; see the module's docstring.
 
     ``uploaded`` (after ``dvc push``): ``before``, the keys the remote held before the push, and
     ``tags``, the tags S3 set on each object the push uploaded. Those objects need no request when
-    their tags are already right; every other object is tagged as usual."""
+    their tags are already right; every other object is tagged as usual. ``expected``: the
+    objects a successful push guarantees are on the remote, used instead of listing it again."""
     from envguard.lineage.origin import lineage_origins, origins_of
 
     policy = runtime.policy
@@ -117,7 +119,7 @@ def sweep(
         raise InputError(f"remote {remote.name!r} ({remote.url})", remote.unknown_message(policy))
     storage: S3Storage | LocalStorage = storage_for(remote, dvc_dir)
     report = SweepReport(remote.name, remote.env, storage.where)
-    objects = storage.objects()
+    objects = storage.objects() if expected is None else expected
     report.listed = len(objects)
     store = runtime.store
     contents = [content_entity(o.md5, o.hash_name) for o in objects]
