@@ -130,6 +130,9 @@ class DataLineage:
     ``origin_env`` is the production environment found in its lineage when there is one,
     otherwise its own origin (None when unknown). ``chain`` lists the steps from that origin to
     this data, for the message. ``masked_by`` names a masking proof that verified.
+    ``digest_source`` is set by a plugin that supplies ``digest`` (the sha256) without reading the
+    data, from a record it trusts (DVC's state: md5, size, mtime and inode); it says which record,
+    and lets the data-use gate skip hashing the file.
     """
 
     subject: str
@@ -137,6 +140,7 @@ class DataLineage:
     origin_env: str | None = None
     chain: tuple[str, ...] = ()
     masked_by: str | None = None
+    digest_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,12 @@ DVC reads) calls :func:`check_data_use`. It resolves the data's lineage from the
 and from the plugins (``envguard_resolve_origin``), decides under the policy, adds the plugins'
 reasons (``envguard_check_data_use``), records the decision, and sends violations to the alert
 hook. A decision that denies (or must be recorded to allow) and cannot be recorded is denied.
+
+Hashing a large file is the slow part of the gate. A caller that has a file but no digest passes
+``hash_file`` instead: the plugins are asked first (with ``digest=None``), and when one answers
+with a ``digest`` and a ``digest_source`` (it knows the content's sha256 from a record it trusts,
+such as DVC's state of size, mtime and inode), that digest is used and the file is never read.
+Otherwise ``hash_file()`` computes the digest and the plugins are asked again with it.
 """
 
 from __future__ import annotations
@@ -42,10 +48,12 @@ def check_data_use(
     run: str | None = None,
     record: bool = True,
     also: Sequence[str] = (),
+    hash_file: Callable[[], str] | None = None,
 ) -> Decision:
-    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; ``also``:
-    other digests of the same data, e.g. of the file a DataFrame was read from). One decision,
-    recorded once, whatever number of digests."""
+    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
+    ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
+    ``also``: other digests of the same data, e.g. of the file a DataFrame was read from).
+    One decision, recorded once, whatever number of digests."""
     from envguard.lineage import dataset_entity
     from envguard.lineage.origin import resolve_lineage
 
@@ -53,6 +61,16 @@ def check_data_use(
     env = runtime.environment
     found: list[DataLineage] = []
     reasons: list[Reason] = []
+    plugin_found: list[DataLineage] | None = None
+    if digest is None and hash_file is not None:
+        plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, None, policy)
+        supplied = next((f for f in plugin_found if f.digest and f.digest_source), None)
+        if supplied is not None:
+            digest = supplied.digest
+            reasons.extend(plugin_errors)
+        else:
+            digest = hash_file()
+            plugin_found = None
     store = None
     digests = [d for d in (digest, *also) if d]
     if digests:
@@ -67,9 +85,10 @@ def check_data_use(
                     "lineage-unavailable", str(exc), "make the lineage store reachable, then retry"
                 )
             )
-    plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, digest, policy)
+    if plugin_found is None:
+        plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, digest, policy)
+        reasons.extend(plugin_errors)
     found.extend(plugin_found)
-    reasons.extend(plugin_errors)
     lineage = merge_lineage(
         found, lambda name: name in policy.spec.environments and policy.is_prod(name)
     ) or DataLineage(subject, digest)

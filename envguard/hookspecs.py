@@ -75,7 +75,10 @@ def envguard_resolve_origin(subject: str, digest: str | None, policy: Policy) ->
     """Say where a dataset, file or URI comes from.
 
     Called by the data-use gate before deciding. ``subject`` is what the user named (a path, an
-    ``s3://`` URI, a DVC-tracked file); ``digest`` its sha256 when known.
+    ``s3://`` URI, a DVC-tracked file); ``digest`` its sha256 when known. The gate may call it
+    first with ``digest=None`` for a file it has not hashed: a plugin that knows the file's sha256
+    from a record it trusts returns it as ``digest`` with ``digest_source`` naming the record, and
+    the gate does not read the file.
 
     :return: a :class:`~envguard.decisions.DataLineage`, or ``None`` when the plugin knows nothing.
         All results are combined: if any plugin finds production lineage, the data has it (a

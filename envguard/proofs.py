@@ -311,12 +311,14 @@ def verify_proof(
 def verify_envelope(
     policy: Policy,
     envelope: Mapping[str, Any],
-    subject_sha256: str,
+    subject_sha256: str | None,
     environ: Mapping[str, str] | None = None,
     known_policy_sha256s: Iterable[str] = (),
 ) -> list[str]:
     """Why a proof recorded in the lineage log does not hold for the data ``subject_sha256``:
-    signature, statement, subject digest, validation and policy (an empty list: it holds)."""
+    signature, statement, subject digest, validation and policy (an empty list: it holds).
+    ``subject_sha256`` None: the digest was bound when the proof was recorded (a DVC output
+    known by DVC's md5, whose proof was checked against the cached file)."""
     from envguard.decisions import Reason
     from envguard.proof_verification import (
         _policy_reasons,
@@ -331,7 +333,7 @@ def verify_envelope(
         return [str(exc)]
     _signer, reasons = _signature_reasons(policy, proof, environ)
     reasons.extend(_statement_reasons(proof))
-    if proof.subject[1] != subject_sha256:
+    if subject_sha256 is not None and proof.subject[1] != subject_sha256:
         reasons.append(Reason("proof-digest", "the proof is about other data", "mask again"))
     reasons.extend(_validation_reasons(proof))
     reasons.extend(_policy_reasons(policy, proof, known_policy_sha256s))

@@ -51,7 +51,7 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """moto's S3-compatible server for the whole session (started on first use)."""
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    server = MotoServer().start()
     try:
         yield server
     finally:

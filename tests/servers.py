@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 __all__ = ["MlflowServer", "MotoServer", "PostgresServer", "free_port", "wait_until"]
 
@@ -120,37 +121,53 @@ class PostgresServer:
 
 
 class MotoServer:
-    """moto's S3-compatible server mode (``moto_server``) on a free port of 127.0.0.1."""
+    """moto's S3-compatible HTTP server (``moto_server``) on 127.0.0.1, in its own process.
 
-    def __init__(self, log_path: Path) -> None:
-        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which(
-            "moto_server"
-        )
-        if exe is None:
-            raise RuntimeError("moto_server not found: pip install 'moto[server]'")
-        self.exe = exe
+    Credentials are moto's ``testing`` pair (:attr:`ENV`). With ``no_auth_actions=N``, moto
+    enforces IAM after the first N requests (``INITIAL_NO_AUTH_ACTION_COUNT``): the way to test a
+    principal that lacks a permission.
+    """
+
+    ENV: ClassVar[dict[str, str]] = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def __init__(self, no_auth_actions: int | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.no_auth_actions = no_auth_actions
+        self.folder = Path(tempfile.mkdtemp(prefix="envguard-moto-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [self.exe, "-H", "127.0.0.1", "-p", str(self.port)],
+        found = Path(sys.executable).parent / "moto_server"
+        command = str(found) if found.exists() else (shutil.which("moto_server") or "moto_server")
+        env = {**os.environ, **self.ENV}
+        if self.no_auth_actions is not None:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
+        with (self.folder / "log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [command, "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
         wait_until(self._answers, "moto_server")
         return self
 
     def _answers(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited early:\n{self.log_path.read_text()}")
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.folder / "log").read_text(errors="replace")
+            raise RuntimeError(f"moto_server exited: {log[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):  # noqa: S310 - the server we started
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                 return True
-        except (urllib.error.URLError, OSError):
+        except OSError:
             return False
 
     def api(self, path: str, body: bytes = b"") -> None:
@@ -165,15 +182,28 @@ class MotoServer:
             if answer.status != 200:
                 raise RuntimeError(f"moto-api/{path} answered {answer.status}")
 
+    def client(self, service: str = "s3", **credentials: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=credentials.get("key", "testing"),
+            aws_secret_access_key=credentials.get("secret", "testing"),
+        )
+
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            if self.process is not None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class MlflowServer:

@@ -357,9 +357,20 @@ class SqlLineageStore:
 
     def _edges_to(self, nodes: Iterable[str]) -> list[tuple[str, str, str]]:
         """Edges whose ``dst`` is one of ``nodes``: (src, dst, relation)."""
+        return self.edges_into(nodes)
+
+    def edges_into(self, nodes: Iterable[str]) -> list[tuple[str, str, str]]:
+        """Every edge whose ``dst`` is one of ``nodes``, as (src, dst, relation), one level only;
+        for integrations that look up many entities at once (thousands of objects)."""
         self.open()
         with self.engine.connect() as conn:
             return [(r.src, r.dst, r.relation) for r in self._edges(conn, "dst", nodes)]
+
+    def edges_out_of(self, nodes: Iterable[str]) -> list[tuple[str, str, str]]:
+        """Every edge whose ``src`` is one of ``nodes``, as (src, dst, relation), one level."""
+        self.open()
+        with self.engine.connect() as conn:
+            return [(r.src, r.dst, r.relation) for r in self._edges(conn, "src", nodes)]
 
     def _walk(self, entity: str, depth: int | None, upstream: bool) -> list[Edge]:
         near, far = ("dst", "src") if upstream else ("src", "dst")
