@@ -180,30 +180,32 @@ class PluginManager:
         so it is not done on every load: ``envguard plugins`` calls it.
         """
         self.load_entry_points()
-        packages = {
-            info.module.split(".")[0].split(":")[0]: info
-            for info in self.infos.values()
-            if info.active
-        }
+        packages: dict[str, list[PluginInfo]] = {}
+        for info in self.infos.values():
+            if info.active:  # several plugins may live in one package (mlflow, mlflow-server)
+                packages.setdefault(info.module.split(".")[0].split(":")[0], []).append(info)
         found = {
             (ep.group, ep.name, ep.value): ep
             for dist in metadata.distributions()
             for ep in dist.entry_points
         }
         for _key, ep in sorted(found.items()):
-            info = packages.get(ep.value.split(".")[0].split(":")[0])
-            if ep.group == ENTRY_POINT_GROUP or info is None:
+            owners = packages.get(ep.value.split(".")[0].split(":")[0], [])
+            if ep.group == ENTRY_POINT_GROUP or not owners:
                 continue
             label = f"{ep.group}:{ep.name}"
-            info.tool_entry_points.append(label)
+            problem = ""
             try:
                 import_module(ep.group.split(".")[0])  # the tool first, as when it loads them
                 ep.load()
             except Exception as exc:  # noqa: BLE001 - any failure of a tool's entry point is reported
                 problem = f"entry point {label} ({ep.value}) fails to load: "
                 problem += f"{type(exc).__name__}: {exc}"
-                info.status = "broken"
-                info.reason = f"{info.reason}; {problem}" if info.reason else problem
+            for info in owners:
+                info.tool_entry_points.append(label)
+                if problem:
+                    info.status = "broken"
+                    info.reason = f"{info.reason}; {problem}" if info.reason else problem
         return self
 
     def plugin_infos(self) -> list[PluginInfo]:
