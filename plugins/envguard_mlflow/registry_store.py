@@ -12,26 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from envguard_mlflow import guards
-from envguard_mlflow.facts import ProcessFacts, current_facts
+from envguard_mlflow.guarded_store import GuardedStore, guard_store
 
 __all__ = ["GuardedRegistryStore", "guard_registry_store", "model_id_from_source"]
-
-_guarded_classes: dict[type, type] = {}
 
 
 def guard_registry_store(store: Any, uri: str) -> Any:
     """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
-    if isinstance(store, GuardedRegistryStore):
-        return store
-    cls = type(store)
-    guarded = _guarded_classes.get(cls)
-    if guarded is None:
-        guarded = type(f"Guarded{cls.__name__}", (GuardedRegistryStore, cls), {})
-        _guarded_classes[cls] = guarded
-    store.__class__ = guarded
-    store._envguard_uri = uri
-    store._envguard_checked_for = None
-    return store
+    return guard_store(store, uri, GuardedRegistryStore)
 
 
 def model_id_from_source(source: str) -> str | None:
@@ -42,24 +30,10 @@ def model_id_from_source(source: str) -> str | None:
     return rest if rest.startswith("m-") and "/" not in rest else None
 
 
-# The mixin's super() is the concrete MLflow store class it is mixed before (untyped for mypy).
-_Base: Any = object
-
-
-class GuardedRegistryStore(_Base):  # type: ignore[misc]  # mixed into untyped MLflow classes
+class GuardedRegistryStore(GuardedStore):
     """Mixed in before a concrete MLflow registry store class; see the module's docstring."""
 
-    _envguard_uri: str
-    _envguard_checked_for: ProcessFacts | None
-
-    def _envguard_facts(self) -> ProcessFacts | None:
-        """This process's facts (None: act as plain MLflow), the store's URI checked against
-        them once: again only when the runtime changes (a test switching ``ENVGUARD_ENV``)."""
-        facts = current_facts()
-        if facts is not None and facts is not self._envguard_checked_for:
-            guards.check_location(facts, self._envguard_uri, "registry")
-            self._envguard_checked_for = facts
-        return facts
+    _envguard_kind = "registry"
 
     def create_registered_model(
         self, name: Any, tags: Any = None, description: Any = None, deployment_job_id: Any = None

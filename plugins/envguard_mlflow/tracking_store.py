@@ -26,7 +26,8 @@ from envguard_mlflow.datasets import (
     file_sha256,
     local_source_path,
 )
-from envguard_mlflow.facts import ProcessFacts, current_facts
+from envguard_mlflow.facts import ProcessFacts
+from envguard_mlflow.guarded_store import GuardedStore, guard_store
 
 if TYPE_CHECKING:
     from mlflow.entities import DatasetInput
@@ -36,22 +37,11 @@ __all__ = ["GuardedTrackingStore", "guard_tracking_store", "record_local_artifac
 log = logging.getLogger(__name__)
 
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
-_guarded_classes: dict[type, type] = {}
 
 
 def guard_tracking_store(store: Any, uri: str) -> Any:
     """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
-    cls = type(store)
-    if isinstance(store, GuardedTrackingStore):
-        return store
-    guarded = _guarded_classes.get(cls)
-    if guarded is None:
-        guarded = type(f"Guarded{cls.__name__}", (GuardedTrackingStore, cls), {})
-        _guarded_classes[cls] = guarded
-    store.__class__ = guarded
-    store._envguard_uri = uri
-    store._envguard_checked_for = None
-    return store
+    return guard_store(store, uri, GuardedTrackingStore)
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:\
@@ -84,26 +74,14 @@ def record_local_artifacts(facts: ProcessFacts, owner: str, artifact_uri: str) -
             )
 
 
-# The mixin's super() is the concrete MLflow store class it is mixed before (untyped for mypy).
-_Base: Any = object
-
-
-class GuardedTrackingStore(_Base):  # type: ignore[misc]  # mixed into untyped MLflow classes
+class GuardedTrackingStore(GuardedStore):
     """Mixed in before a concrete MLflow tracking store class; see the module's docstring."""
 
-    _envguard_uri: str
-    _envguard_checked_for: ProcessFacts | None
+    _envguard_kind = "tracking"
 
-    def _envguard_facts(self) -> ProcessFacts | None:
-        """This process's facts (None: act as plain MLflow), the store's URI checked against
-        them once: again only when the runtime changes (a test switching ``ENVGUARD_ENV``)."""
-        facts = current_facts()
-        if facts is not None and facts is not self._envguard_checked_for:
-            guards.check_location(facts, self._envguard_uri, "tracking")
-            self._envguard_checked_for = facts
-            self.__dict__.pop("_envguard_experiments", None)  # checked for another runtime
-            self._envguard_state()
-        return facts
+    def _envguard_new_facts(self) -> None:
+        self.__dict__.pop("_envguard_experiments", None)  # checked for another runtime
+        self._envguard_state()
 
     _envguard_experiments: set[str]
     _envguard_artifact_uris: dict[str, str]
