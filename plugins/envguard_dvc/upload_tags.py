@@ -11,6 +11,11 @@ push resolves, through botocore's event system (no monkey-patching):
   :attr:`UploadTagger.uploaded` only once S3 has answered that the object is stored (a multipart
   upload counts when the upload it completes was created with the tags).
 
+A principal allowed ``s3:PutObject`` but not ``s3:PutObjectTagging`` is refused a tagged upload
+on AWS (AccessDenied): ``needs-retry`` sends that request again at once without the tags, and the
+tagger stops tagging on upload, so the push goes on as without envguard, and the sweep's
+``PutObjectTagging`` reports each object it could not tag.
+
 What is not in :attr:`UploadTagger.uploaded` (objects DVC skipped because they were already on
 the remote, an upload that failed or went through another client) is tagged afterwards by the
 sweep with ``PutObjectTagging`` (:mod:`envguard_dvc.tagging`). So the record errs only on the
@@ -38,9 +43,34 @@ class _ClientHook:
 
     def before_write(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         tagger = self.tagger
-        if tagger is not None and isinstance(params.get("Key"), str):
-            params["Tagging"] = tagger.merged(params.get("Tagging"))
+        if tagger is not None and not tagger.refused and isinstance(params.get("Key"), str):
+            caller = params.get("Tagging")
+            params["Tagging"] = tagger.merged(caller)
             context[HANDLER_ID] = (tagger, params["Key"])
+            context[f"{HANDLER_ID}-caller"] = caller
+
+    def needs_retry(self, response: Any, request_dict: dict[str, Any], **_: Any) -> int | None:
+        """S3 refused a tagged upload (a principal without ``s3:PutObjectTagging``): send it
+        again at once with the caller's own tags only, and tag nothing more on upload; the
+        sweep then tries ``PutObjectTagging`` and reports what fails."""
+        context = request_dict.get("context") or {}
+        marked = context.get(HANDLER_ID)
+        headers = request_dict.get("headers")
+        if marked is None or not isinstance(headers, dict) or not isinstance(response, tuple):
+            return None
+        http_response, parsed = response
+        code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+        if getattr(http_response, "status_code", None) != 403 or code != "AccessDenied":
+            return None
+        marked[0].refused = True
+        del context[HANDLER_ID]
+        caller = context.pop(f"{HANDLER_ID}-caller", None)
+        tag_header = next((h for h in headers if h.lower() == "x-amz-tagging"), None)
+        if tag_header is not None:
+            del headers[tag_header]
+        if isinstance(caller, str) and caller:
+            headers["x-amz-tagging"] = caller
+        return 0
 
     def before_complete(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if self.tagger is not None:
@@ -82,6 +112,7 @@ class UploadTagger:
         self.tags = dict(tags)
         self.uploaded: set[str] = set()
         self.clients = 0  # clients attached: 0 means every object is tagged by the sweep
+        self.refused = False  # S3 refused a tagged upload: no more tags on upload
         self._multipart: dict[str, str] = {}  # upload id -> key, created with the tags
         self._lock = threading.Lock()
         self._attached: list[_ClientHook] = []
@@ -120,6 +151,11 @@ class UploadTagger:
                         f"before-parameter-build.s3.{operation}",
                         hook.before_write,
                         unique_id=f"{HANDLER_ID}-before-{operation}",
+                    )
+                    events.register(
+                        f"needs-retry.s3.{operation}",
+                        hook.needs_retry,
+                        unique_id=f"{HANDLER_ID}-retry-{operation}",
                     )
                 events.register(
                     "before-parameter-build.s3.CompleteMultipartUpload",

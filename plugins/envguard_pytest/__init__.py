@@ -253,7 +253,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     )
     if boundary.unresolved:
         names = ", ".join(repr(n) for n in boundary.unresolved)
-        header += f"; DVC remote(s) {names} not defined in this repository's DVC config"
+        header += f"; DVC remote(s) {names} not resolved (no DVC repository here defines them)"
     return header
 
 
