@@ -78,7 +78,8 @@ def _push(root: Path, env: dict[str, str], moto: Any) -> dict[str, list[float]]:
             config = repo / ".dvc" / "config"
             config.write_text(config.read_text().replace("bench-template", bucket))
             times[label].append(_run([dvc, "push", "-q"], repo, {**env, **extra}))
-            keys = moto.client().list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+            pages = moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            keys = sum(page.get("KeyCount", 0) for page in pages)
             assert keys == FILES + 1, f"{label} push stored {keys} objects"
             if label == "envguard":
                 tags = moto.client().get_object_tagging(Bucket=bucket, Key=_any_key(moto, bucket))
