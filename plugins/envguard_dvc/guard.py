@@ -11,12 +11,14 @@ install``) calls :func:`install_on` when DVC imports ``dvc.repo``, ``dvc.data_cl
   the policy, before any byte moves. In a non-production environment, reading a production remote
   (fetch, pull, import, get, read) or writing to one (push) is refused with an error DVC prints as
   its own (``ERROR: envguard deny: ...``, exit 1), naming the remote, the environment and the fix;
-- during ``Repo.push`` to an S3 remote: each object is uploaded with its tags (the remote's
-  environment as env and origin), after a listing of the remote that tells which objects the push
-  uploaded;
+- during ``Repo.push`` to an S3 remote: S3 stores each object DVC uploads with its tags (the
+  remote's environment as env and origin), set in the upload request itself by botocore event
+  handlers on DVC's S3 client, which also record the keys S3 confirmed
+  (:mod:`envguard_dvc.upload_tags`);
 - after ``Repo.push`` (also when it failed part-way): ``envguard dvc sync`` and a tag sweep of the
-  remotes pushed to, so that objects DVC skipped because they were there already, and content of
-  another origin, are inventoried and tagged. Tagging fails open: a failure is printed and
+  remotes pushed to, so that objects DVC skipped because they were there already, objects not
+  confirmed as tagged on upload, and content of another origin, are inventoried and tagged
+  (``PutObjectTagging``, in parallel, retried). Tagging fails open: a failure is printed and
   recorded, never the push's.
 
 The guard is active only where an envguard policy is found (``ENVGUARD_CONFIG``, or walking up
@@ -41,6 +43,7 @@ from envguard.errors import ConfigError, Denied, EnvGuardError
 if TYPE_CHECKING:
     from envguard.decisions import Decision
     from envguard.runtime import Runtime
+    from envguard_dvc.upload_tags import UploadTagger
 
 __all__ = ["DvcGuardDenied", "DvcGuardError", "install_on"]
 
@@ -50,7 +53,7 @@ READS = frozenset({"fetch", "pull", "import", "get", "read"})
 WRITES = frozenset({"push"})
 
 _operation: ContextVar[str | None] = ContextVar("envguard_dvc_operation", default=None)
-_pushed: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar(
+_pushed: ContextVar[dict[str, UploadTagger | None] | None] = ContextVar(
     "envguard_dvc_pushed", default=None
 )
 _MARK = "__envguard_guarded__"
@@ -132,7 +135,7 @@ def _pushing(function: Callable[..., Any]) -> Callable[..., Any]:
         if _operation.get() is not None:
             return function(repo, *args, **kwargs)
         token = _operation.set("push")
-        pushed: dict[str, dict[str, Any]] = {}  # remote -> keys present before, upload tags
+        pushed: dict[str, UploadTagger | None] = {}  # remote -> what S3 tagged on upload
         token_pushed = _pushed.set(pushed)
         # A push of the whole workspace that succeeded leaves every workspace output on the
         # remote: the sweep after it need not list the remote again.
@@ -145,6 +148,9 @@ def _pushing(function: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _operation.reset(token)
             _pushed.reset(token_pushed)
+            for tagger in pushed.values():
+                if tagger is not None:
+                    tagger.detach()
             if pushed:
                 target = kwargs.get("remote")
                 _after_push(repo, pushed, listed=not (succeeded and whole), remote_arg=target)
@@ -161,41 +167,41 @@ def _checking(function: Callable[..., Any]) -> Callable[..., Any]:
             settings = cloud.repo.config.get("remote", {}).get(remote.name, {})
             check(op, remote.name, str(settings.get("url", remote.path)))
             pushed = _pushed.get()
-            if op == "push" and pushed is not None and remote.name not in pushed:
-                pushed[remote.name] = _tag_on_upload(remote, dict(settings))
+            if op == "push" and pushed is not None:
+                known = pushed.get(remote.name)
+                pushed[remote.name] = _tag_on_upload(remote, dict(settings), known)
         return remote
 
     return wrapper
 
 
-def _tag_on_upload(remote: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    """Have S3 tag each object as it is uploaded (``Tagging`` on PutObject and
-    CreateMultipartUpload), with the remote's environment as env and origin: right for all but
-    content of another origin, which the sweep after the push corrects. Lists the remote first,
-    so that the sweep knows which objects this push uploaded (one request per 1,000 objects)."""
+def _tag_on_upload(
+    remote: Any, settings: dict[str, Any], tagger: UploadTagger | None
+) -> UploadTagger | None:
+    """Have S3 tag each object this push uploads to an S3 remote, in the upload request itself
+    (:mod:`envguard_dvc.upload_tags`), with the remote's environment as env and origin: right for
+    all but content of another origin, which the sweep after the push corrects. DVC may resolve
+    a remote more than once (each with its own client): every client gets the same tagger."""
     runtime = _runtime()
     if runtime is None:
-        return {}
-    from urllib.parse import urlencode
-
+        return None
     from envguard_dvc.remotes import remote_info
-    from envguard_dvc.storage import ENV_TAG, ORIGIN_TAG, S3Storage
+    from envguard_dvc.storage import ENV_TAG, ORIGIN_TAG
+    from envguard_dvc.upload_tags import UploadTagger
 
     info = remote_info(remote.name, settings, runtime.policy)
-    fs_args = getattr(remote.fs, "fs_args", None)
-    extra = fs_args.get("s3_additional_kwargs") if isinstance(fs_args, dict) else None
-    if info.kind != "s3" or info.env is None or not isinstance(extra, dict):
-        return {}
+    if info.kind != "s3" or info.env is None:
+        return tagger
+    if tagger is None:
+        tagger = UploadTagger({ENV_TAG: info.env, ORIGIN_TAG: info.env})
     try:
-        before = {obj.key for obj in S3Storage(info).objects()}
-    except EnvGuardError:
-        return {}  # the sweep after the push reports what is wrong with the remote
-    tags = {ENV_TAG: info.env, ORIGIN_TAG: info.env}
-    extra["Tagging"] = urlencode(tags)
-    made = remote.fs.__dict__.get("fs")  # the s3fs instance, if DVC already created it
-    if made is not None and isinstance(getattr(made, "s3_additional_kwargs", None), dict):
-        made.s3_additional_kwargs["Tagging"] = extra["Tagging"]
-    return {"before": before, "tags": tags}
+        client = remote.fs.fs.s3  # DVC's s3fs instance and its aiobotocore client
+        client.meta.events  # noqa: B018 - a client without an event system is not tagged here
+    except Exception as exc:  # noqa: BLE001 - the sweep after the push tags every object
+        log.info("envguard: not tagging on upload to %s (%s); the sweep will", remote.name, exc)
+        return tagger
+    tagger.attach(client)
+    return tagger
 
 
 def _runtime() -> Runtime | None:
@@ -294,7 +300,7 @@ def check(op: str, name: str, url: str) -> None:
 
 
 def _after_push(
-    repo: Any, pushed: dict[str, dict[str, Any]], *, listed: bool, remote_arg: str | None
+    repo: Any, pushed: dict[str, UploadTagger | None], *, listed: bool, remote_arg: str | None
 ) -> None:
     """Sync and tag after ``dvc push``. Fails open: a failure is printed, and recorded by the
     sweep where it could get that far; the push's own outcome stands."""
@@ -311,7 +317,7 @@ def _after_push(
     try:
         _report, outputs = sync_repo(runtime, repo)
         default = remote_arg or default_remote(repo)
-        for name, upload in sorted(pushed.items()):
+        for name, tagger in sorted(pushed.items()):
             # What DVC pushed to `name`: outputs naming it, and those naming no remote when it
             # is the push's remote (-r) or the default.
             mine = [o for o in outputs if (o.remote or default) == name]
@@ -319,8 +325,8 @@ def _after_push(
                 runtime,
                 repo,
                 [name],
-                uploaded=upload or None,
-                expected=None if listed or not upload else mine,
+                uploaded=tagger,
+                expected=None if listed or tagger is None else mine,
             )
             sys.stderr.write(_summary(report.to_dict()) + "\n")
     except Exception as exc:  # noqa: BLE001 - tagging fails open; the push already happened
@@ -333,7 +339,9 @@ def _after_push(
 def _summary(report: dict[str, Any]) -> str:
     line = (
         f"envguard: remote {report['remote']!r} ({report['env']}): {report['listed']} objects, "
-        f"{report['tagged']} tagged now, {report['unchanged']} already tagged"
+        f"{report['tagged']} tagged now ({report['on_upload']} by S3 on upload, "
+        f"{report['tagged'] - report['on_upload']} by PutObjectTagging), "
+        f"{report['unchanged']} already tagged"
     )
     if report["failed"]:
         line += f", {len(report['failed'])} FAILED (envguard dvc status; envguard dvc tag)"

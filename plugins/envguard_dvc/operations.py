@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
     from envguard.runtime import Runtime
+    from envguard_dvc.upload_tags import UploadTagger
 
 __all__ = ["remote_status", "sync_repo", "tag_remotes"]
 
@@ -46,11 +47,11 @@ def tag_remotes(
     names: list[str],
     *,
     retag: bool = False,
-    uploaded: dict[str, Any] | None = None,
+    uploaded: UploadTagger | None = None,
     expected: list[Output] | None = None,
 ) -> list[SweepReport]:
     """Inventory and tag the named remotes (``envguard dvc tag``). ``uploaded``: after a push,
-    the keys present before it and the tags S3 set on upload (see :mod:`envguard_dvc.guard`)."""
+    what S3 confirmed it stored with the upload's tags (:mod:`envguard_dvc.upload_tags`)."""
     dvc_dir = Path(repo.dvc_dir)
     reports = []
     for name in names:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from envguard.lineage.sql import SqlLineageStore
     from envguard.runtime import Runtime
     from envguard_dvc.remotes import RemoteInfo
+    from envguard_dvc.upload_tags import UploadTagger
 
 __all__ = ["TAGGED_KIND", "SweepReport", "TagState", "remote_entity", "sweep", "tag_state"]
 
@@ -72,7 +73,8 @@ class SweepReport:
     where: str
     listed: int = 0
     inventoried: int = 0  # newly recorded
-    tagged: int = 0
+    tagged: int = 0  # tagged by this sweep or, after a push, on upload
+    on_upload: int = 0  # of which S3 tagged on upload (no request of the sweep)
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # key -> error
     missing: list[str] = field(default_factory=list)
@@ -90,6 +92,7 @@ class SweepReport:
             "listed": self.listed,
             "inventoried": self.inventoried,
             "tagged": self.tagged,
+            "on_upload": self.on_upload,
             "unchanged": self.unchanged,
             "failed": self.failed,
             "missing": self.missing,
@@ -103,14 +106,14 @@ def sweep(
     dvc_dir: Path,
     *,
     retag: bool = False,
-    uploaded: dict[str, Any] | None = None,
+    uploaded: UploadTagger | None = None,
     expected: list[RemoteObject] | None = None,
 ) -> SweepReport:
     """Inventory and tag every object of ``remote``; see the module's docstring.
 
-    ``uploaded`` (after ``dvc push``): ``before``, the keys the remote held before the push, and
-    ``tags``, the tags S3 set on each object the push uploaded. Those objects need no request when
-    their tags are already right; every other object is tagged as usual. ``expected``: the
+    ``uploaded`` (after ``dvc push``): the keys S3 confirmed it stored with the tags of the upload
+    request (:mod:`envguard_dvc.upload_tags`). Those objects need no request when these tags are
+    the right ones; every other object is tagged as usual. ``expected``: the
     objects a successful push guarantees are on the remote, used instead of listing it again."""
     from envguard.lineage.origin import lineage_origins, origins_of
 
@@ -155,8 +158,8 @@ def sweep(
         store.append_many(drafts, required=False)
     pretagged: list[RemoteObject] = []
     if uploaded is not None and not retag:
-        before, upload_tags = uploaded["before"], uploaded["tags"]
-        pretagged = [o for o, t in wanted if o.key not in before and t == upload_tags]
+        keys, upload_tags = uploaded.uploaded, uploaded.tags
+        pretagged = [o for o, t in wanted if o.key in keys and t == upload_tags]
         done = {o.key for o in pretagged}
         wanted_now = [(o, t) for o, t in wanted if o.key not in done]
     else:
@@ -164,6 +167,7 @@ def sweep(
     result = storage.apply(wanted_now)
     result.tagged.extend(pretagged)
     report.tagged = len(result.tagged)
+    report.on_upload = len(pretagged)
     report.failed = result.failed
     report.missing = result.missing
     if result.tagged or result.failed or result.missing:

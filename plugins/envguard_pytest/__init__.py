@@ -9,7 +9,8 @@ the ini option ``envguard = false``.
   non-production one; a production-tier one is refused).
 - A test that reaches a production-tier resource the policy lists (an MLflow tracking or
   registry URI, a host or database URL, a local remote or file, an S3 bucket or prefix through
-  botocore's events) fails, with an error naming the resource and the rule; other tests go on.
+  botocore's events, a DVC remote named by name, resolved to its URL through the repository's
+  DVC configuration) fails, with an error naming the resource and the rule; other tests go on.
 - Fixtures ``envguard_env``, ``envguard_policy``, ``envguard_lineage_store``; marker
   ``@pytest.mark.envguard_env("train")`` runs one test as another non-production environment.
 - The terminal summary counts the crossings blocked, and where.
@@ -117,9 +118,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ENVGUARD_ENV"] = env
     os.environ.setdefault("ENVGUARD_CONFIG", str(policy.path))
     runtime.reset()
-    boundary = Boundary.from_policy(policy, env)
+    from envguard.errors import EnvGuardError
+
+    try:
+        boundary = Boundary.from_policy(policy, env, config.rootpath)
+    except EnvGuardError as exc:  # the DVC configuration is unreadable: refuse to run unguarded
+        raise pytest.UsageError(f"envguard: {exc}") from None
     activate(boundary)
-    _guard_s3()
+    _guard_s3(dvc_remotes=bool(boundary.s3))
     config.stash[_STATE] = _Session(policy, env, boundary)
     config.stash[_STATE].saved_environ = saved
 
@@ -138,16 +144,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             os.environ[name] = value
 
 
-def _guard_s3() -> None:
-    """Guard every boto3 client created from now on (botocore's plugin mechanism)."""
+_PLUGINS = "BOTOCORE_EXPERIMENTAL__PLUGINS"
+
+
+def _guard_s3(*, dvc_remotes: bool) -> None:
+    """Guard every boto3 client created from now on (botocore's plugin mechanism): the S3
+    plugin's guard, and the boundary's check of production DVC remotes in S3."""
+    entries = []
     try:
         import envguard_s3  # noqa: F401 - the S3 plugin must be importable to guard S3
     except ImportError:
-        return
-    current = os.environ.get("BOTOCORE_EXPERIMENTAL__PLUGINS", "")
-    if "envguard_s3" not in current:
-        entry = "envguard=envguard_s3"
-        os.environ["BOTOCORE_EXPERIMENTAL__PLUGINS"] = f"{current},{entry}" if current else entry
+        pass
+    else:
+        entries.append(("envguard_s3", "envguard=envguard_s3"))
+    if dvc_remotes:
+        entries.append(("envguard_pytest.boundary", "envguard_pytest=envguard_pytest.boundary"))
+    for module, entry in entries:
+        current = os.environ.get(_PLUGINS, "")
+        if module not in {part.split("=")[-1].strip() for part in current.split(",")}:
+            os.environ[_PLUGINS] = f"{current},{entry}" if current else entry
 
 
 def _session(config: pytest.Config) -> _Session | None:
@@ -210,6 +225,19 @@ def pytest_runtest_makereport(
             f"(rule {last.rule}) and caught the error; reaching for production "
             f"from a test fails it"
         )
+    elif crossed and call.excinfo is not None:
+        from envguard_pytest.boundary import BoundaryCrossing
+
+        if not call.excinfo.errisinstance(BoundaryCrossing):
+            # A library wrapped the error (DVC, s3fs): say what was blocked beside its message.
+            for crossing in state.boundary.crossings[-crossed:]:
+                report.sections.append(
+                    (
+                        "envguard",
+                        f"envguard: blocked {crossing.resource} (rule {crossing.rule}): it "
+                        f"belongs to a production environment",
+                    )
+                )
     return report
 
 
@@ -217,11 +245,16 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     state = _session(config)
     if state is None:
         return None
-    return (
+    boundary = state.boundary
+    header = (
         f"envguard: session runs in {state.env!r} (non-production); policy {state.policy.path}"
-        f"; {len(state.boundary.hosts) + len(state.boundary.paths)} production resources "
-        f"guarded"
+        f"; {len(boundary.hosts) + len(boundary.paths) + len(boundary.s3)} production "
+        f"resources guarded"
     )
+    if boundary.unresolved:
+        names = ", ".join(repr(n) for n in boundary.unresolved)
+        header += f"; DVC remote(s) {names} not resolved (no DVC repository here defines them)"
+    return header
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -8,13 +8,22 @@ connect in C where audit hooks do not see them. While a test runs, one that name
 production resource raises :class:`BoundaryCrossing`. Python's audit hooks cannot be removed,
 so the hook is installed once and does nothing (one attribute read) when no test is running.
 S3 is guarded through botocore's event system by the S3 plugin instead, per bucket and prefix.
+
+A DVC remote the policy names by name is resolved to its URL through the suite's DVC
+configuration (:mod:`envguard_pytest.dvc_remotes`): a folder is guarded like any production path;
+an S3 bucket and prefix by :func:`initialize_client_plugin`, a ``before-parameter-build.s3``
+handler on every botocore and aiobotocore client (``BOTOCORE_EXPERIMENTAL__PLUGINS``), so that
+boto3, s3fs and DVC itself (``dvc.api.open(..., remote=NAME)``) are stopped before the request
+leaves. The error names the remote, its URL and the rule.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -23,7 +32,7 @@ from envguard.errors import EnvGuardError
 if TYPE_CHECKING:
     from envguard.policy import Policy
 
-__all__ = ["Boundary", "BoundaryCrossing", "Crossing"]
+__all__ = ["Boundary", "BoundaryCrossing", "Crossing", "S3Remote", "initialize_client_plugin"]
 
 _DEFAULT_PORTS = {
     "http": 80,
@@ -59,19 +68,50 @@ class Crossing:
     rule: str
 
 
+@dataclass(frozen=True)
+class S3Remote:
+    """A production DVC remote in S3: its bucket and key prefix (no trailing ``/``)."""
+
+    bucket: str
+    prefix: str
+    rule: str
+    env: str
+    label: str  # "DVC remote 'NAME' (URL)"
+
+    def touched_by(self, operation: str, params: dict[str, Any]) -> str | None:
+        """The object or listing prefix of an S3 call inside this remote, or None. A call on
+        the bucket itself counts when the remote is the whole bucket."""
+        if params.get("Bucket") != self.bucket:
+            return None
+        root = f"{self.prefix}/" if self.prefix else ""
+        key = params.get("Key")
+        if isinstance(key, str):
+            return key if key.startswith(root) else None
+        if operation.startswith("List"):
+            start = str(params.get("Prefix") or "")
+            return start if root.startswith(start) or start.startswith(root) else None
+        return "" if not root else None
+
+
 @dataclass
 class Boundary:
     """The production resources of a policy, and what was blocked."""
 
     env: str
     hosts: dict[tuple[str, int | None], tuple[str, str]] = field(default_factory=dict)
-    paths: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # path -> (rule, environment, what it is when it is more than a path: a DVC remote)
+    paths: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    s3: list[S3Remote] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # remote names no DVC config defines
     crossings: list[Crossing] = field(default_factory=list)
     current_test: str | None = None
 
     @classmethod
-    def from_policy(cls, policy: Policy, env: str) -> Boundary:
+    def from_policy(cls, policy: Policy, env: str, start: Path | None = None) -> Boundary:
+        """The production resources of ``policy``; DVC remotes named by name are resolved in
+        the DVC repository at or above ``start`` (see :mod:`envguard_pytest.dvc_remotes`)."""
         boundary = cls(env)
+        names: list[tuple[str, str, str]] = []  # remote name, rule, environment
         for name, spec in policy.spec.environments.items():
             if spec.tier != "prod":
                 continue
@@ -83,20 +123,48 @@ class Boundary:
                 "artifact_locations",
             ):
                 for value in getattr(spec, field_name):
-                    boundary._add(value, f"environments.{name}.{field_name}", name, policy)
+                    rule = f"environments.{name}.{field_name}"
+                    if field_name == "dvc_remotes" and _is_remote_name(value):
+                        names.append((value, rule, name))
+                    else:
+                        boundary._add(value, rule, name, policy)
+        if names:
+            boundary._add_remotes(names, start or Path.cwd())
         return boundary
+
+    def _add_remotes(self, names: list[tuple[str, str, str]], start: Path) -> None:
+        from envguard_pytest.dvc_remotes import find_dvc_dir, remote_urls
+
+        dvc_dir = find_dvc_dir(start.resolve())
+        urls = remote_urls(dvc_dir) if dvc_dir is not None else {}
+        for remote, rule, env in names:
+            url = urls.get(remote)
+            if url is None:
+                self.unresolved.append(remote)
+                continue
+            label = f"DVC remote {remote!r} ({url})"
+            parts = urlsplit(url)
+            if parts.scheme.lower() in {"s3", "s3a", "s3n"}:
+                prefix = parts.path.strip("/")
+                self.s3.append(S3Remote(parts.netloc, prefix, rule, env, label))
+            elif "://" not in url or parts.scheme.lower() == "file":
+                path = parts.path if "://" in url else url
+                self.paths[os.path.realpath(path)] = (rule, env, label)
+            elif parts.hostname:  # http, ssh, ...: its host
+                port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+                self.hosts[(parts.hostname.lower(), port)] = (rule, env)
 
     def _add(self, value: str, rule: str, env: str, policy: Policy) -> None:
         if "://" not in value:
             if value.startswith(("/", ".")):
-                self.paths[str(policy.resolve_path(value).resolve())] = (rule, env)
-            return  # a DVC remote name: guarded by the DVC plugin, not here
+                self.paths[str(policy.resolve_path(value).resolve())] = (rule, env, None)
+            return
         parts = urlsplit(value)
         scheme = parts.scheme.split("+")[0].lower()
         if scheme in ("file", "sqlite"):
             path = parts.path if scheme == "file" else value.split(":///", 1)[-1]
             if path and path != ":memory:":
-                self.paths[str(policy.resolve_path(path).resolve())] = (rule, env)
+                self.paths[str(policy.resolve_path(path).resolve())] = (rule, env, None)
             return
         if parts.hostname:
             port = parts.port or _DEFAULT_PORTS.get(scheme)
@@ -121,10 +189,19 @@ class Boundary:
         if not isinstance(path, str) or not self.paths:
             return None
         full = os.path.realpath(path)
-        for root, found in self.paths.items():
+        for root, (rule, env, label) in self.paths.items():
             if full == root or full.startswith(root + os.sep):
-                return full, *found
+                return (f"{full}, in {label}" if label else full), rule, env
         return None
+
+    def check_s3(self, operation: str, params: dict[str, Any]) -> None:
+        """Refuse an S3 call on a production DVC remote (raises :class:`BoundaryCrossing`)."""
+        for remote in self.s3:
+            touched = remote.touched_by(operation, params)
+            if touched is not None:
+                resource = f"s3://{remote.bucket}/{touched} ({operation}), in {remote.label}"
+                self.crossings.append(Crossing(self.current_test or "?", resource, remote.rule))
+                raise BoundaryCrossing(resource, remote.rule, self.env, remote.env)
 
     def check(self, event: str, args: tuple[Any, ...]) -> None:
         hit = None
@@ -167,6 +244,28 @@ def _watch_sqlalchemy() -> None:
         return
     if not event.contains(Engine, "do_connect", _sqlalchemy_connect):
         event.listen(Engine, "do_connect", _sqlalchemy_connect)
+
+
+def _is_remote_name(value: str) -> bool:
+    return "://" not in value and not value.startswith(("/", "."))
+
+
+_S3_HANDLER_ID = "envguard-pytest-dvc-remotes"
+
+
+def initialize_client_plugin(client: Any) -> None:
+    """botocore's plugin entry (``BOTOCORE_EXPERIMENTAL__PLUGINS=...=envguard_pytest.boundary``,
+    set by the pytest plugin when a production DVC remote is in S3): guards an S3 client."""
+    if client.meta.service_model.service_name != "s3":
+        return
+    ref = weakref.ref(client)
+
+    def handler(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        boundary = _active
+        if boundary is not None and boundary.current_test is not None and ref() is not None:
+            boundary.check_s3(model.name, params)
+
+    client.meta.events.register("before-parameter-build.s3", handler, unique_id=_S3_HANDLER_ID)
 
 
 _active: Boundary | None = None

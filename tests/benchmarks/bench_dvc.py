@@ -26,6 +26,7 @@ NAME = "dvc"
 FILES = 1000
 BIG = 1 << 30
 RUNS = 3
+PUSH_ROUNDS = 3
 
 BIN = Path(sys.executable).parent
 POLICY = """\
@@ -56,22 +57,34 @@ def _repo(folder: Path, env: dict[str, str], endpoint: str, bucket: str) -> Path
     return folder
 
 
-def _push(root: Path, env: dict[str, str], moto: Any) -> dict[str, float]:
+def _push(root: Path, env: dict[str, str], moto: Any) -> dict[str, list[float]]:
+    """Interleaved: each round pushes a fresh copy of the same repository with the guard off and
+    on (in alternating order), each to a fresh bucket, so both see the same machine load."""
     dvc = str(BIN / "dvc")
-    times: dict[str, float] = {}
-    for label, extra in (("plain", {"ENVGUARD_DISABLE": "1"}), ("envguard", {})):
-        bucket = f"bench-{label}"
-        moto.client().create_bucket(Bucket=bucket)
-        repo = _repo(root / label, env, moto.url, bucket)
-        data = repo / "data"
-        data.mkdir()
-        for i in range(FILES):
-            (data / f"f{i:04d}.csv").write_text(f"id,value\n{i},{i * i}\n")
-        subprocess.run([dvc, "add", "-q", "data"], cwd=repo, env=env, check=True)
-        times[label] = _run([dvc, "push", "-q"], repo, {**env, **extra})
-        if label == "envguard":
-            tags = moto.client().get_object_tagging(Bucket=bucket, Key=_any_key(moto, bucket))
-            assert tags["TagSet"], "the guarded push did not tag"
+    template = _repo(root / "template", env, moto.url, "bench-template")
+    data = template / "data"
+    data.mkdir()
+    for i in range(FILES):
+        (data / f"f{i:04d}.csv").write_text(f"id,value\n{i},{i * i}\n")
+    subprocess.run([dvc, "add", "-q", "data"], cwd=template, env=env, check=True)
+    times: dict[str, list[float]] = {"plain": [], "envguard": []}
+    for n in range(PUSH_ROUNDS):
+        order = [("plain", {"ENVGUARD_DISABLE": "1"}), ("envguard", {})]
+        for label, extra in order if n % 2 == 0 else order[::-1]:
+            bucket = f"bench-{label}-{n}"
+            moto.client().create_bucket(Bucket=bucket)
+            repo = root / f"{label}-{n}"
+            shutil.copytree(template, repo, symlinks=True)
+            config = repo / ".dvc" / "config"
+            config.write_text(config.read_text().replace("bench-template", bucket))
+            times[label].append(_run([dvc, "push", "-q"], repo, {**env, **extra}))
+            pages = moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            keys = sum(page.get("KeyCount", 0) for page in pages)
+            assert keys == FILES + 1, f"{label} push stored {keys} objects"
+            if label == "envguard":
+                tags = moto.client().get_object_tagging(Bucket=bucket, Key=_any_key(moto, bucket))
+                assert tags["TagSet"], "the guarded push did not tag"
+            shutil.rmtree(repo, ignore_errors=True)
     return times
 
 
@@ -129,18 +142,24 @@ def run() -> dict[str, Any]:
         if not was_installed:
             install.uninstall()
         shutil.rmtree(root, ignore_errors=True)
-    ratio = push["envguard"] / push["plain"]
+    plain, guarded = statistics.median(push["plain"]), statistics.median(push["envguard"])
+    ratio = guarded / plain
     increment = max(check["big"] - check["tiny"], 0.0)
     return {
         "name": NAME,
-        "command": f"dvc push of {FILES} small files with the envguard guard (push + sync + "
-        f"tag sweep); envguard data check on a DVC-tracked 1 GB file (median of {RUNS})",
-        "baseline": "dvc push of the same files with ENVGUARD_DISABLE=1 to a fresh bucket; "
-        f"md5sum of the same 1 GB file (median of {RUNS}, warm cache); same run",
+        "command": f"dvc push of {FILES} small files with the envguard guard (tags in the upload "
+        f"requests, then sync + inventory + tag sweep), median of {PUSH_ROUNDS} rounds "
+        f"interleaved with the baseline; envguard data check on a DVC-tracked 1 GB file "
+        f"(median of {RUNS})",
+        "baseline": "dvc push of the same files with ENVGUARD_DISABLE=1, each push from a fresh "
+        f"copy of the repository to a fresh bucket; md5sum of the same 1 GB file (median of "
+        f"{RUNS}, warm cache); same run",
         "results": {
-            "push_plain_s": round(push["plain"], 2),
-            "push_envguard_s": round(push["envguard"], 2),
+            "push_plain_s": round(plain, 2),
+            "push_envguard_s": round(guarded, 2),
             "push_ratio": round(ratio, 3),
+            "push_plain_runs_s": [round(t, 2) for t in push["plain"]],
+            "push_envguard_runs_s": [round(t, 2) for t in push["envguard"]],
             "md5sum_1gb_s": round(check["md5sum"], 3),
             "check_1gb_s": round(check["big"], 3),
             "check_one_line_file_s": round(check["tiny"], 3),

@@ -3,6 +3,7 @@ and nothing half-tagged without a record of it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 
@@ -103,7 +104,13 @@ def test_a_bucket_without_tagging_permission(repo: Repo, run: Run, iam_moto: Mot
         repo.dvc("remote", "modify", "--local", "dev-data", setting, value)
     write(repo.root / "a.txt", "a\n")
     repo.dvc("add", "-q", "a.txt")
-    pushed = repo.dvc("push")  # the upload itself is allowed; the push succeeds
+    # Already on the remote (DVC skips it), so it needs a PutObjectTagging, which is refused.
+    # (Tags set in the upload request would not show the refusal here: moto accepts them
+    # without s3:PutObjectTagging, where AWS refuses the upload; see envguard_dvc.upload_tags.)
+    dev = iam_moto.client(key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    md5 = hashlib.md5(b"a\n", usedforsecurity=False).hexdigest()
+    dev.put_object(Bucket="no-tagging", Key=f"store/files/md5/{md5[:2]}/{md5[2:]}", Body=b"a\n")
+    pushed = repo.dvc("push")  # the push succeeds; tagging the skipped object fails
     assert "1 FAILED (envguard dvc status; envguard dvc tag)" in pushed.stderr
 
     status = run("dvc", "status", "--json")
