@@ -39,11 +39,12 @@ def _stage_files(root: Path) -> list[Path]:
 
 
 def _outs(stage_file: Path) -> list[dict[str, Any]]:
-    import yaml
+    from ruamel.yaml import YAML  # DVC's own YAML library (a dependency of dvc)
+    from ruamel.yaml.error import YAMLError
 
     try:
-        data = yaml.safe_load(stage_file.read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError, yaml.YAMLError):
+        data = YAML(typ="safe", pure=True).load(stage_file.read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, YAMLError):
         return []  # DVC reports a broken stage file itself; nothing recorded to reuse here
     if not isinstance(data, dict):
         return []

@@ -85,10 +85,10 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     sh(DVC, "add", "-q", "customers.csv", "synthetic.csv")
     sh(str(BIN / "envguard"), "data", "register", "customers.csv", "--env", "prod")
     sh(str(BIN / "envguard"), "dvc", "sync")
-    import yaml
+    from ruamel.yaml import YAML
 
     md5 = {
-        name: yaml.safe_load((root / f"{name}.dvc").read_text())["outs"][0]["md5"]
+        name: YAML(typ="safe", pure=True).load((root / f"{name}.dvc").read_text())["outs"][0]["md5"]
         for name in ("customers.csv", "synthetic.csv")
     }
     return DvcRepo(root, md5)
