@@ -71,14 +71,14 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     if event != "open" or not _active:
         return
     path = args[0]
-    if not isinstance(path, str):
+    if path.__class__ is not str:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         elif isinstance(path, os.PathLike):
             path = os.fspath(path)
-        else:
+        if not isinstance(path, str):
             return  # a file descriptor
-    if os.path.basename(path) not in _names:
+    if path[path.rfind(os.sep) + 1 :] not in _names:  # the file name: most opens stop here
         return
     flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
     if flags & _WRITING or getattr(_busy, "active", False):
