@@ -102,11 +102,11 @@ def envguard_import_us(importtime: str) -> tuple[int, int]:
     for line in importtime.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        _self, cumulative, name = line[len("import time:") :].split("|", 2)
-        if not cumulative.strip().isdigit():
+        _self, total, name = line[len("import time:") :].split("|", 2)
+        if not total.strip().isdigit():
             continue  # the header
         depth = (len(name) - len(name.lstrip())) // 2
-        rows.append((depth, int(cumulative), name.strip()))
+        rows.append((depth, int(total), name.strip()))
     added, top, inside = 0, 0, 10**9  # inside: depth of the envguard module being summed
     for depth, cumulative, name in reversed(rows):  # parents first
         if depth <= inside:
