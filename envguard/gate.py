@@ -11,6 +11,12 @@ Hashing a large file is the slow part of the gate. A caller that has a file but 
 with a ``digest`` and a ``digest_source`` (it knows the content's sha256 from a record it trusts,
 such as DVC's state of size, mtime and inode), that digest is used and the file is never read.
 Otherwise ``hash_file()`` computes the digest and the plugins are asked again with it.
+
+A caller that records many uses (a training loop) may pass ``defer``: a record that is only
+observational (an allowed use of data without production lineage) is handed to ``defer`` as an
+:class:`~envguard.lineage.events.EventDraft` instead of being written at once, so that the caller
+can write it later in one transaction with others, through a journal that survives a crash. A
+record that guards production is always written before the decision returns.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from envguard.decisions import DataLineage, Decision, Reason, conclude, decide_d
 from envguard.errors import StoreError
 
 if TYPE_CHECKING:
-    from envguard.lineage.events import Link
+    from envguard.lineage.events import EventDraft, Link
     from envguard.runtime import Runtime
 
 __all__ = ["check_data_use", "merge_lineage", "record_decision"]
@@ -49,10 +55,14 @@ def check_data_use(
     record: bool = True,
     also: Sequence[str] = (),
     hash_file: Callable[[], str] | None = None,
+    entities: Sequence[str] = (),
+    defer: Callable[[EventDraft], None] | None = None,
 ) -> Decision:
     """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
     ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
-    ``also``: other digests of the same data, e.g. of the file a DataFrame was read from).
+    ``also``: other digests of the same data, e.g. of the file a DataFrame was read from;
+    ``entities``: other lineage entities naming the same content, e.g. ``dvc-md5:HEX`` as a DVC
+    file records it; ``defer``: see the module's docstring).
     One decision, recorded once, whatever number of digests."""
     from envguard.lineage import dataset_entity
     from envguard.lineage.origin import resolve_lineage
@@ -73,12 +83,13 @@ def check_data_use(
             plugin_found = None
     store = None
     digests = [d for d in (digest, *also) if d]
-    if digests:
+    if digests or entities:
         try:
             store = runtime.store
             found.extend(
                 resolve_lineage(store, policy, subject, dataset_entity(d), d) for d in digests
             )
+            found.extend(resolve_lineage(store, policy, subject, e, digest) for e in entities)
         except StoreError as exc:
             reasons.append(
                 Reason(
@@ -97,7 +108,8 @@ def check_data_use(
     reasons = [*core.reasons, *reasons, *runtime.plugins.check_data_use(env, lineage, policy)]
     decision = conclude("data-use", subject, reasons, policy, env.name)
     if record:
-        decision = _record(runtime, decision, lineage, run, digests)
+        named = [*(dataset_entity(d) for d in digests), *entities]
+        decision = _record(runtime, decision, lineage, run, named, defer)
     if decision.violated:
         runtime.plugins.on_violation(decision, policy)
     return decision
@@ -108,11 +120,12 @@ def _record(
     decision: Decision,
     lineage: DataLineage,
     run: str | None,
-    digests: Sequence[str],
+    named: Sequence[str],
+    defer: Callable[[EventDraft], None] | None,
 ) -> Decision:
-    from envguard.lineage import Link, dataset_entity
+    from envguard.lineage import Link
 
-    entities = [dataset_entity(d) for d in dict.fromkeys(digests)]
+    entities = list(dict.fromkeys(named))
     # Only a use that happens links the data to the run; a refused one names both, no edge.
     links = [Link(e, run, "used-by") for e in entities] if run and decision.allowed else []
     guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
@@ -129,6 +142,7 @@ def _record(
             "masked_by": lineage.masked_by,
         },
         required=(decision.violated and runtime.policy.mode == "enforce") or guards_prod,
+        defer=defer,
     )
 
 
@@ -141,16 +155,21 @@ def record_decision(
     links: Sequence[Link] = (),
     payload: Mapping[str, object] | None = None,
     required: bool = False,
+    defer: Callable[[EventDraft], None] | None = None,
 ) -> Decision:
     """Record ``decision`` in the lineage log. When the record is ``required`` and cannot be
     written, the decision becomes a denial naming the store (fail closed); otherwise the event
-    is spooled and the decision stands."""
+    is spooled and the decision stands. A record that is not ``required`` goes to ``defer``
+    when one is given (the caller writes it later; see the module's docstring)."""
     draft = runtime.draft(
         kind,
         entities=entities,
         links=links,
         payload={"decision": decision.to_dict(), **(payload or {})},
     )
+    if defer is not None and not required:
+        defer(draft)
+        return decision
     try:
         runtime.store.append(draft, required=required)
     except StoreError as exc:

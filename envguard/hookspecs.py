@@ -87,6 +87,22 @@ def envguard_resolve_origin(subject: str, digest: str | None, policy: Policy) ->
 
 
 @hookspec
+def envguard_tracked_files(root: str, policy: Policy) -> dict[str, str] | None:
+    """Name the files under ``root`` whose content the plugin knows by a recorded digest, so that
+    an integration can gate the moment a process reads one without hashing it.
+
+    Called once per process by integrations that watch reads (the MLflow plugin, when a run
+    starts in a folder ``root``); the answer is kept for the life of the process. Keep it cheap:
+    read records, do not hash data.
+
+    :return: a mapping from each file's absolute, resolved path to the lineage entity of the
+        content recorded for it (the DVC plugin: ``dvc-md5:HEX`` from ``.dvc`` files and
+        ``dvc.lock``), or ``None``. All plugins' mappings are merged. A plugin that raises is
+        reported: the integration refuses to start the run (fails closed).
+    """
+
+
+@hookspec
 def envguard_check_data_use(
     env: ResolvedEnvironment, data: DataLineage, policy: Policy
 ) -> list[Reason] | None:

@@ -303,6 +303,18 @@ class PluginManager:
                 found.append(result)
         return found, errors
 
+    def tracked_files(self, root: str, policy: Policy) -> dict[str, str]:
+        """Every plugin's tracked files under ``root`` (path -> content entity), merged; a
+        plugin that fails raises :class:`PluginError` (reads cannot be gated without it)."""
+        merged: dict[str, str] = {}
+        for name, function in self._impls("envguard_tracked_files"):
+            try:
+                result = function(root=root, policy=policy)
+            except Exception as exc:
+                raise PluginError(name, f"envguard_tracked_files failed: {exc}") from exc
+            merged.update(result or {})
+        return merged
+
     def check_data_use(
         self, env: ResolvedEnvironment, data: DataLineage, policy: Policy
     ) -> list[Reason]:

@@ -3,6 +3,12 @@
 Each batch is one JSON-lines file, written to a temporary name, flushed to disk and renamed, so a
 crash never leaves half a batch. File names sort by time, so replay preserves order. A replayer
 claims a file by renaming it, so two processes never replay the same batch twice.
+
+A :class:`Journal` holds the observational events a process defers (see ``defer`` in
+:mod:`envguard.gate`) until it writes them in one transaction: one line each, written as the event
+happens, under a hidden name that replay does not claim. When the process has died with events
+still in its journal, the next replay adopts the journal as a batch, so a crash loses nothing
+(an event written to the store just before a crash may be recorded twice, never lost).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Spool"]
+__all__ = ["Journal", "Spool"]
 
 
 class Spool:
@@ -37,7 +43,28 @@ class Spool:
     def files(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
+        for orphan in self.folder.glob(".journal-*.part"):
+            self._adopt(orphan)
         return sorted(self.folder.glob("*.jsonl"))
+
+    def _adopt(self, journal: Path) -> None:
+        """Make a dead process's journal a batch (an empty one is removed)."""
+        try:
+            pid = int(journal.name.split("-")[1])
+        except (IndexError, ValueError):
+            return
+        if _alive(pid):
+            return
+        try:
+            if journal.stat().st_size == 0:
+                journal.unlink()
+            else:
+                journal.rename(self.folder / f"{time.time_ns():020d}-{pid}-journal.jsonl")
+        except FileNotFoundError:
+            pass  # another process adopted it
+
+    def journal(self) -> Journal:
+        return Journal(self.folder)
 
     def count(self) -> int:
         total = 0
@@ -68,3 +95,48 @@ class Spool:
         for path in paths:
             original = path.with_name(path.name.split(".replaying-")[0])
             path.rename(original)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class Journal:
+    """This process's deferred events, one JSON line each, until they are in the store."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / f".journal-{os.getpid()}-{secrets.token_hex(3)}.part"
+        self._handle: Any = None
+
+    def add(self, item: dict[str, Any]) -> None:
+        """Append one event; written through to the OS (no fsync: a process crash keeps it)."""
+        if self._handle is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(json.dumps(item, sort_keys=True) + "\n")
+        self._handle.flush()
+
+    def clear(self) -> None:
+        """Forget the journal's events: they are in the store (or in a spooled batch)."""
+        if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+
+    def close(self) -> None:
+        """Close and remove an empty journal; one that still holds events stays for replay."""
+        if self._handle is None:
+            return
+        empty = self._handle.tell() == 0
+        self._handle.close()
+        self._handle = None
+        if empty:
+            self.path.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from envguard.decisions import DataLineage
     from envguard.policy import Policy
 
-__all__ = ["envguard_add_commands", "envguard_resolve_origin"]
+__all__ = ["envguard_add_commands", "envguard_resolve_origin", "envguard_tracked_files"]
 
 
 @hookimpl
@@ -23,6 +23,15 @@ def envguard_add_commands(cli: click.Group) -> None:
     from envguard_dvc.commands import dvc_group
 
     cli.add_command(dvc_group)
+
+
+@hookimpl
+def envguard_tracked_files(root: str, policy: Policy) -> dict[str, str] | None:
+    """The outputs recorded in the DVC repository holding ``root``, by the md5 DVC recorded
+    (see :mod:`envguard_dvc.tracked`); None outside a DVC repository."""
+    from envguard_dvc.tracked import tracked_files
+
+    return tracked_files(Path(root)) or None
 
 
 @hookimpl

@@ -7,6 +7,10 @@ sha256 where it can and records both:
 - the live dataset object (a pandas DataFrame or numpy arrays) when the caller still holds it:
   ``mlflow.log_input(dataset)`` and autologging pass the entity to the store, not the data, so
   the object is found on the calling frames by identity of name and MLflow digest;
+- else the data an autologger made the dataset from: autologging (``sklearn`` and others) builds
+  the dataset from the ``fit`` arguments and logs it from MLflow's worker thread while ``fit``
+  still holds them, so the frames of every thread are searched for a DataFrame or arrays whose
+  MLflow digest is the entity's (the same digest function MLflow used), and that data is hashed;
 - else a source that is a local file: sha256 of the file (cached by path, size and mtime);
 - else none (``sha256`` is ``None``, and the facts say why).
 """
@@ -17,8 +21,9 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 __all__ = ["DatasetFacts", "dataset_facts", "file_sha256"]
@@ -38,6 +43,25 @@ class DatasetFacts:
     source_uri: str | None  # the source's uri/path when it has one
     sha256: str | None  # envguard's full content digest
     sha256_of: str  # "data", "file", or why there is none ("no-data", "source-missing", ...)
+
+    def problem(self) -> str | None:
+        """Why envguard has no content digest of this dataset, with the fix; None when it has
+        one, or when the source is remote (judged by its URI: bucket, remote)."""
+        if self.sha256 is not None or self.sha256_of == "remote-source":
+            return None
+        if self.sha256_of == "source-missing":
+            return (
+                f"dataset {self.name!r}: its source {self.source_uri} resolves to nothing, so "
+                "envguard cannot digest it; it is recorded by name only. Fix the source path "
+                "(mlflow.data.from_pandas(df, source=PATH) with a PATH that exists), or log the "
+                "dataset object itself"
+            )
+        return (
+            f"dataset {self.name!r} ({self.source_type or 'no source'}): envguard has no content "
+            f"digest of it ({self.sha256_of}); it is recorded by name and MLflow digest "
+            f"{self.mlflow_digest or '(none)'} only. Log it with mlflow.log_input(dataset) while "
+            "the data is in memory, or give it a local file source"
+        )
 
     def tags(self) -> dict[str, str]:
         tags = {"envguard.mlflow_digest": self.mlflow_digest, "envguard.sha256_of": self.sha256_of}
@@ -115,6 +139,69 @@ def find_live_dataset(name: str, mlflow_digest: str) -> Any:
     return None
 
 
+_MAX_CANDIDATES = 32
+
+
+def _frames_of_all_threads() -> list[FrameType]:
+    """The innermost frames of every thread, this one first."""
+    frames = sys._current_frames()
+    mine = frames.pop(threading.get_ident(), None)
+    return [f for f in (mine, *frames.values()) if f is not None]
+
+
+def _candidates() -> tuple[list[Any], list[Any]]:
+    """DataFrames and arrays (numpy, or pandas Series as arrays) held by any thread's frames."""
+    pandas = sys.modules.get("pandas")
+    numpy = sys.modules.get("numpy")
+    array_types = tuple(
+        t for t in (getattr(numpy, "ndarray", None), getattr(pandas, "Series", None)) if t
+    )
+    frames_: list[Any] = []
+    arrays: list[Any] = []
+    seen: set[int] = set()
+    for top in _frames_of_all_threads():
+        frame: FrameType | None = top
+        for _ in range(2 * _FRAMES):
+            if frame is None:
+                break
+            for value in list(frame.f_locals.values()):
+                if id(value) in seen or len(seen) > 4 * _MAX_CANDIDATES:
+                    continue
+                if pandas is not None and isinstance(value, pandas.DataFrame):
+                    seen.add(id(value))
+                    frames_.append(value)
+                elif array_types and isinstance(value, array_types):
+                    seen.add(id(value))
+                    arrays.append(value)
+            frame = frame.f_back
+    return frames_[:_MAX_CANDIDATES], arrays[:_MAX_CANDIDATES]
+
+
+def find_autologged_data(mlflow_digest: str) -> Any:
+    """The data an autologger made a dataset from (see the module's docstring), as an object
+    :func:`data_sha256` reads (``.df``, or ``.features`` and ``.targets``), else None."""
+    try:
+        from mlflow.data.digest_utils import compute_numpy_digest, compute_pandas_digest
+    except ImportError:
+        return None
+    frames_, arrays = _candidates()
+    for frame in frames_:
+        if compute_pandas_digest(frame) == mlflow_digest:
+            return SimpleNamespace(df=frame)
+    for features in arrays:
+        if getattr(features, "ndim", 1) < 2 and len(arrays) > 1:
+            continue  # features are a matrix; a lone vector is tried as targets below
+        same_length = (a for a in arrays if a is not features and len(a) == len(features))
+        for targets in (None, *same_length):
+            try:
+                digest = compute_numpy_digest(features, targets)
+            except Exception:  # noqa: BLE001, S112 - a candidate MLflow cannot digest is not it
+                continue
+            if digest == mlflow_digest:
+                return SimpleNamespace(features=features, targets=targets)
+    return None
+
+
 def _source_uri(source_json: str) -> str | None:
     try:
         data = json.loads(source_json) if source_json else {}
@@ -148,6 +235,8 @@ def dataset_facts(dataset: Any) -> DatasetFacts:
     name, mlflow_digest = str(dataset.name), str(dataset.digest or "")
     source_uri = _source_uri(dataset.source or "")
     live = find_live_dataset(name, mlflow_digest) if mlflow_digest else None
+    if live is None and mlflow_digest and str(dataset.source_type or "") == "code":
+        live = find_autologged_data(mlflow_digest)  # an autologger's dataset: source is code
     sha, basis = None, "no-data"
     if live is not None:
         sha = data_sha256(live)

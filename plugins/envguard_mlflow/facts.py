@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from envguard.decisions import Decision, Reason
     from envguard.environments import ResolvedEnvironment
     from envguard.policy import Policy
     from envguard.runtime import Runtime
+    from envguard_mlflow.observations import Observations
 
 __all__ = [
     "SERVER_MARKER_ENV_VAR",
@@ -113,6 +116,21 @@ class ProcessFacts:
         keys = ("envguard.env", "envguard.tier", "envguard.policy_sha256")
         return {k: self.tags[k] for k in keys}
 
+    @cached_property
+    def observations(self) -> Observations:
+        """This process's deferred observational records (written once per run)."""
+        from envguard_mlflow.observations import Observations
+
+        return Observations(self.runtime)
+
+    @cached_property
+    def tracked_files(self) -> dict[str, str]:
+        """Files the plugins track under the working directory (path -> recorded content), whose
+        reads a run in a non-production environment gates (:mod:`envguard_mlflow.reads`)."""
+        if self.environment.tier == "prod":
+            return {}
+        return self.runtime.plugins.tracked_files(os.getcwd(), self.policy)
+
     def spool_path(self) -> Path:
         """Where this process appends its records for the lineage store to pick up."""
         return self.policy.resolve_path(self.policy.spec.lineage.spool_dir) / "mlflow.jsonl"
@@ -122,15 +140,17 @@ _cache: tuple[Runtime, ProcessFacts | None] | None = None
 
 
 def _not_configured(runtime: Runtime) -> bool:
+    """No ``ENVGUARD_ENV``/``ENVGUARD_CONFIG`` and no policy file: found by the light locator,
+    so that a process without envguard configuration never imports the policy's schema."""
     from envguard.errors import PolicyError
-    from envguard.policy import CONFIG_ENV_VAR
+    from envguard.policy_source import CONFIG_ENV_VAR, find_policy
 
     if runtime.environ.get("ENVGUARD_ENV") or runtime.environ.get(CONFIG_ENV_VAR):
         return False
     try:
-        runtime.policy  # noqa: B018 - loading it is the question
-    except PolicyError as exc:
-        return exc.problems[0].message.startswith("no policy found")
+        find_policy(environ=runtime.environ)
+    except PolicyError:
+        return True
     return False
 
 
@@ -151,18 +171,23 @@ def _is_mlflow_server_command() -> bool:
     )
 
 
+def _disabled(environ: Mapping[str, str]) -> bool:
+    """``envguard.plugins.client_side_disabled`` without importing the plugin manager (pluggy,
+    the hook specs): a process with envguard off pays nothing for it at MLflow's first use."""
+    return environ.get("ENVGUARD_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def current_facts() -> ProcessFacts | None:
     """This process's facts, or ``None`` when envguard is off here (see the module's docstring)."""
     global _cache  # noqa: PLW0603 - one cache per process, tied to the runtime it came from
     from envguard import runtime as runtime_module
-    from envguard.plugins import client_side_disabled
 
     runtime = runtime_module.current()
     if _cache is not None and _cache[0] is runtime:
         return _cache[1]
     facts: ProcessFacts | None = None
     if (
-        client_side_disabled(runtime.environ)
+        _disabled(runtime.environ)
         or runtime.environ.get(SERVER_MARKER_ENV_VAR)
         or _is_mlflow_server_command()
     ):

@@ -121,7 +121,6 @@ def record_artifact(
     """Record one logged artifact file in the lineage log (``artifact.logged``): its digest,
     the run or model it belongs to, and this process's environment. Observational: when the
     store is unreachable the event waits in its spool; the user's run is never affected."""
-    from envguard.errors import StoreError
     from envguard.lineage import Link
 
     if owner is None:
@@ -142,7 +141,4 @@ def record_artifact(
             "host": facts.host,
         },
     )
-    try:
-        facts.runtime.store.append(draft, required=False)
-    except StoreError as exc:  # recording fails open: log, never lose the user's run
-        log.warning("envguard: could not record artifact %s: %s", path, exc)
+    facts.observations.add(draft)  # written with the run's other records, never dropped

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envguard_mlflow import guards
+from envguard_mlflow import guards, reads
 from envguard_mlflow.datasets import (
     DatasetFacts,
     dataset_facts,
@@ -122,11 +122,13 @@ class GuardedTrackingStore(GuardedStore):
         given = list(tags or ())
         guards.check_tags(facts, ((t.key, t.value) for t in given), facts.tags, "new run")
         self._check_experiment(facts, str(experiment_id))
+        facts.tracked_files  # noqa: B018 - a plugin that cannot say stops the run before it starts
         mine = {t.key for t in given}
         given += [RunTag(k, v) for k, v in facts.tags.items() if k not in mine]
         run = super().create_run(experiment_id, user_id, start_time, given, run_name)
         self._envguard_state()
         self._envguard_artifact_uris[run.info.run_id] = run.info.artifact_uri
+        reads.arm(facts, run.info.run_id)
         return run
 
     def update_run_info(self, run_id: Any, run_status: Any, end_time: Any, run_name: Any) -> Any:
@@ -138,8 +140,11 @@ class GuardedTrackingStore(GuardedStore):
             status = run_status if isinstance(run_status, str) else RunStatus.to_string(run_status)
             self._envguard_state()
             uri = self._envguard_artifact_uris.pop(run_id, None)
-            if status in _TERMINAL and uri:
-                record_local_artifacts(facts, f"runs:/{run_id}", uri)
+            if status in _TERMINAL:
+                reads.disarm(str(run_id))
+                if uri:
+                    record_local_artifacts(facts, f"runs:/{run_id}", uri)
+                facts.observations.flush()
         return result
 
     # -- tags -----------------------------------------------------------------------------------
@@ -199,6 +204,9 @@ class GuardedTrackingStore(GuardedStore):
         given = list(dataset_input.tags or ())
         subject = f"run {run_id} dataset {found.name!r}"
         guards.check_tags(facts, ((t.key, t.value) for t in given), expected, subject)
+        problem = found.problem()
+        if problem is not None:
+            log.warning("envguard: run %s: %s", run_id, problem)
         self._gate_dataset(facts, run_id, found)
         kept = [t for t in given if t.key not in expected]
         tags = kept + [InputTag(k, v) for k, v in expected.items()]
@@ -217,7 +225,12 @@ class GuardedTrackingStore(GuardedStore):
         if path is not None and found.sha256_of != "file" and os.path.isfile(path):
             also.append(file_sha256(path))
         decision = check_data_use(
-            facts.runtime, subject, found.sha256, run=f"run:{run_id}", also=also
+            facts.runtime,
+            subject,
+            found.sha256,
+            run=f"run:{run_id}",
+            also=also,
+            defer=facts.observations.add,
         )
         if decision.violated and decision.allowed:
             log.warning("%s", decision.explain())
@@ -270,4 +283,5 @@ class GuardedTrackingStore(GuardedStore):
             uri = self._envguard_artifact_uris.pop(str(model_id), None)
             if uri:
                 record_local_artifacts(facts, f"models:/{model_id}", uri)
+            facts.observations.flush()
         return model

@@ -70,3 +70,30 @@ def test_unreachable_postgres_spools_and_refuses_required(tmp_path: Path) -> Non
     assert store.spool.count() == 1
     with pytest.raises(StoreError, match="cannot record 1 event"):
         store.append(event(2))
+
+
+def test_a_dead_process_journal_is_replayed_and_a_live_ones_is_not(tmp_path: Path) -> None:
+    """Deferred events (envguard.gate's ``defer``) sit in a journal until written; a process
+    that dies first leaves it, and the next write adopts it as a spool batch: nothing lost."""
+    import subprocess
+    import sys
+
+    spool = tmp_path / "spool"
+    code = (
+        "import os, sys; from pathlib import Path; from envguard.lineage.spool import Spool\n"
+        "from envguard.lineage.events import EventDraft, utc_now\n"
+        "j = Spool(Path(sys.argv[1])).journal()\n"
+        "j.add(EventDraft('dataset.used', entities=['run:dead'], time=utc_now()).to_json())\n"
+        "os._exit(0)  # dies without writing its journal to the store\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(spool)], check=True)
+    store = SqlLineageStore(f"sqlite:///{tmp_path / 'lineage.db'}", spool_dir=spool)
+    assert store.spool is not None
+    mine = store.spool.journal()
+    mine.add(event(7).to_json())  # this process is alive: its journal stays its own
+    store.append(event(1))
+    assert [e.entities for e in store.events()] == [["run:dead"], ["run:1"]]
+    assert mine.path.exists()
+    mine.clear()
+    mine.close()
+    assert not mine.path.exists()

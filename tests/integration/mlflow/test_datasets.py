@@ -86,6 +86,7 @@ def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
     assert "forged" not in names
     from envguard.runtime import current
 
+    client.set_terminated(run.info.run_id)  # the run's observational records are written now
     used = list(current().store.events(entity=f"run:{run.info.run_id}", kind="dataset.used"))
     assert f"sha256:{tags['envguard.sha256']}" in {e.entities[0] for e in used}
 
@@ -134,3 +135,49 @@ def test_production_data_is_refused_at_log_input(
     assert [e.kind for e in touching] == ["decision", "dataset.used"]  # refused, then used
     assert touching[0].links == []  # a refused use adds no lineage edge
     assert [link.dst for link in touching[1].links] == [f"run:{run.info.run_id}"]
+
+
+def test_an_autologged_training_set_is_digested_and_gated(guarded: Site) -> None:
+    """sklearn autolog logs fit()'s DataFrame from MLflow's worker thread: envguard finds the
+    data by MLflow's digest, records its full sha256, and refuses production data (autolog
+    then logs MLflow's warning and the input is not recorded; the decision is)."""
+    from types import SimpleNamespace
+
+    import mlflow
+    import pandas as pd
+    from envguard_mlflow.datasets import data_sha256
+    from sklearn.linear_model import LinearRegression
+
+    from envguard.runtime import current
+
+    mlflow.set_tracking_uri(guarded.train_uri)
+    clean = pd.DataFrame({"a": range(40), "b": [i * 2.0 for i in range(40)]})
+    prod = clean * 3 + 1
+    target = pd.Series(range(40))
+    prod_sha = data_sha256(SimpleNamespace(df=prod))
+    runtime = current()
+    runtime.store.append(
+        runtime.draft(
+            "dataset.registered", entities=[f"sha256:{prod_sha}"], payload={"origin": "prod"}
+        )
+    )
+    mlflow.sklearn.autolog(log_models=False, log_post_training_metrics=False)
+    try:
+        with mlflow.start_run() as ok:
+            LinearRegression().fit(clean, target)
+        with mlflow.start_run() as refused:
+            LinearRegression().fit(prod, target)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    client = mlflow.MlflowClient(guarded.train_uri)
+    (logged,) = client.get_run(ok.info.run_id).inputs.dataset_inputs
+    tags = {t.key: t.value for t in logged.tags}
+    assert tags["envguard.sha256_of"] == "data"
+    assert tags["envguard.sha256"] == data_sha256(SimpleNamespace(df=clean))
+    assert tags["mlflow.data.context"] == "train"
+    assert client.get_run(refused.info.run_id).inputs.dataset_inputs == []
+    decisions = [
+        e for e in runtime.store.events(entity=f"sha256:{prod_sha}") if e.kind == "decision"
+    ]
+    assert decisions[-1].payload["decision"]["outcome"] == "deny"
+    assert f"run:{refused.info.run_id}" in decisions[-1].entities

@@ -125,6 +125,10 @@ def test_run_models_and_datasets_carry_the_environment(
         assert input_tags["envguard.tier"] == "non-prod"
         assert input_tags["envguard.policy_sha256"] == expected["envguard.policy_sha256"]
         assert input_tags["envguard.mlflow_digest"] == dataset_input.dataset.digest
+        # autolog's own training-set input too: envguard's full digest of the data fit() got
+        assert input_tags["envguard.sha256_of"] == "data", (dataset_input.dataset.name, input_tags)
+        assert len(input_tags["envguard.sha256"]) == 64
+    assert len(inputs) >= 2, "autolog logged no training dataset"
     mine = {t.key: t.value for t in inputs["diabetes-train"].tags}
     assert mine["envguard.sha256_of"] == "data"
     assert len(mine["envguard.sha256"]) == 64
