@@ -140,6 +140,7 @@ def record_artifact(
             "sha256": sha256,
             "tier": facts.environment.tier,
             "host": facts.host,
+            "git_commit": facts.git_commit,
         },
     )
     try:
