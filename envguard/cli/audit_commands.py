@@ -13,7 +13,27 @@ __all__ = ["audit_group"]
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-@click.group("audit")
+class _AuditGroup(click.Group):
+    """``audit``'s own commands, plus those plugins add to it (``audit export``)."""
+
+    def _plugins(self, ctx: click.Context) -> None:
+        add = getattr(ctx.find_root().command, "_add_plugin_commands", None)
+        if add is not None:
+            add()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._plugins(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._plugins(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group("audit", cls=_AuditGroup)
 def audit_group() -> None:
     """Verify, checkpoint, list and query the lineage log."""
 
