@@ -288,26 +288,26 @@ class Sections:
             if event.kind == "object.stored":
                 found.append(
                     {
+                        **_stamp(event),
                         "entity": event.entities[0],
                         "content": event.entities[1] if len(event.entities) > 1 else None,
                         "location": p.get("url") or p.get("remote"),
                         "key": p.get("key"),
                         "environment": p.get("env") or event.environment,
                         "origin": p.get("origin"),
-                        **_stamp(event),
                     }
                 )
             elif event.kind == "artifact.logged":
                 uri = str(p.get("artifact_uri", "")).rstrip("/")
                 found.append(
                     {
+                        **_stamp(event),
                         "entity": f"{uri}/{p.get('path')}",
                         "content": f"sha256:{p['sha256']}" if p.get("sha256") else None,
                         "location": uri,
                         "key": p.get("path"),
                         "environment": event.environment,
                         "origin": None,
-                        **_stamp(event),
                     }
                 )
         return found
