@@ -52,12 +52,10 @@ def export_command(fmt: str, target: str, namespace: str, since: str | None) -> 
     events = build_events(current(), namespace, _since(since))
     if target.startswith(("http://", "https://")):
         post_events(events, target)
-        where = target
     else:
         write_events(events, Path(target))
-        where = target
     runs = len({e.run.runId for e in events})
-    click.echo(f"{len(events)} OpenLineage events ({runs} runs) sent to {where}")
+    click.echo(f"{len(events)} OpenLineage events ({runs} run(s)) sent to {target}")
 
 
 def write_events(events: list[RunEvent], path: Path) -> None:
