@@ -50,6 +50,7 @@ __all__ = [
     "MaskingProof",
     "ValidationCheck",
     "build_statement",
+    "check_envelope",
     "create_proof",
     "data_path_for",
     "pae",
@@ -319,6 +320,18 @@ def verify_envelope(
     signature, statement, subject digest, validation and policy (an empty list: it holds).
     ``subject_sha256`` None: the digest was bound when the proof was recorded (a DVC output
     known by DVC's md5, whose proof was checked against the cached file)."""
+    return check_envelope(policy, envelope, subject_sha256, environ, known_policy_sha256s)[1]
+
+
+def check_envelope(
+    policy: Policy,
+    envelope: Mapping[str, Any],
+    subject_sha256: str | None,
+    environ: Mapping[str, str] | None = None,
+    known_policy_sha256s: Iterable[str] = (),
+) -> tuple[str | None, list[str]]:
+    """:func:`verify_envelope`, with the name of the trusted signer whose signature verified
+    (None when none did): ``(signer, problems)``."""
     from envguard.decisions import Reason
     from envguard.proof_verification import (
         _policy_reasons,
@@ -330,11 +343,11 @@ def verify_envelope(
     try:
         proof = _parse(Path("<lineage log>"), dict(envelope))
     except InputError as exc:
-        return [str(exc)]
-    _signer, reasons = _signature_reasons(policy, proof, environ)
+        return None, [str(exc)]
+    signer, reasons = _signature_reasons(policy, proof, environ)
     reasons.extend(_statement_reasons(proof))
     if subject_sha256 is not None and proof.subject[1] != subject_sha256:
         reasons.append(Reason("proof-digest", "the proof is about other data", "mask again"))
     reasons.extend(_validation_reasons(proof))
     reasons.extend(_policy_reasons(policy, proof, known_policy_sha256s))
-    return [f"{r.rule}: {r.message}" for r in reasons]
+    return signer, [f"{r.rule}: {r.message}" for r in reasons]

@@ -6,14 +6,34 @@ from pathlib import Path
 
 import click
 
-from envguard.cli.output import emit_json, heading
+from envguard.cli.output import emit_json
 
 __all__ = ["audit_group"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-@click.group("audit")
+class _AuditGroup(click.Group):
+    """``audit``'s own commands, plus those plugins add to it (``audit export``)."""
+
+    def _plugins(self, ctx: click.Context) -> None:
+        add = getattr(ctx.find_root().command, "_add_plugin_commands", None)
+        if add is not None:
+            add()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._plugins(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._plugins(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group("audit", cls=_AuditGroup)
 def audit_group() -> None:
     """Verify, checkpoint, list and query the lineage log."""
 
@@ -113,43 +133,36 @@ def _since(value: str | None) -> str | None:
 @audit_group.command("lineage")
 @click.argument("entity")
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="How far to walk.")
-@json_option
-def audit_lineage(entity: str, depth: int | None, as_json: bool) -> None:
-    """What ENTITY came from and what came from it (a path names the file's content digest)."""
-    from pathlib import Path
+@click.option(
+    "--json",
+    "fmt",
+    flag_value="json",
+    help="Print the answer as JSON (envguard.audit-lineage/v1, see docs/audit.md).",
+)
+@click.option("--dot", "fmt", flag_value="dot", help="Print the lineage graph as Graphviz DOT.")
+@click.option("--tree", "fmt", flag_value="tree", help="Print an indented tree (the default).")
+def audit_lineage(entity: str, depth: int | None, fmt: str | None) -> None:
+    """Where ENTITY came from, who made, evaluated and approved it, and every promotion.
 
+    ENTITY: models:/NAME/VERSION, a run (run:ID or the bare id), a dataset digest (sha256:HEX)
+    or a path (its content digest; DVC's record is used when the file is unchanged)."""
+    import sys
+
+    from envguard.lineage.provenance import gather_provenance, name_entity
     from envguard.runtime import current
 
-    if Path(entity).is_file():
-        from envguard.digests import sha256_file
+    runtime = current()
+    answer = gather_provenance(runtime, name_entity(runtime, entity), depth)
+    if fmt == "json":
+        emit_json(answer)
+    elif fmt == "dot":
+        from envguard.cli.lineage_view import render_dot
 
-        entity = f"sha256:{sha256_file(entity)}"
-    store = current().store
-    up = store.ancestors(entity, depth)
-    down = store.descendants(entity, depth)
-    touching = store.touching(entity)
-    if as_json:
-        emit_json(
-            {
-                "entity": entity,
-                "ancestors": [e.__dict__ for e in up],
-                "descendants": [e.__dict__ for e in down],
-                "events": [e.to_dict() for e in touching],
-            }
-        )
-        return
-    click.echo(heading(entity))
-    for title, edges in (("upstream", up), ("downstream", down)):
-        click.echo(f"{title}:" + ("" if edges else " none"))
-        for edge in edges:
-            click.echo(
-                f"{'  ' * edge.depth}{edge.src} --{edge.relation}--> {edge.dst}  (event {edge.seq})"
-            )
-    click.echo(f"events: {len(touching)}")
-    for event in touching:
-        click.echo(
-            f"  {event.seq:>6} {event.time} {event.kind} by {event.actor} in {event.environment}"
-        )
+        click.echo(render_dot(answer))
+    else:
+        from envguard.cli.lineage_view import render_tree
+
+        click.echo(render_tree(answer, color=sys.stdout.isatty()))
 
 
 @audit_group.command("report")

@@ -139,6 +139,7 @@ def record_artifact(
             "sha256": sha256,
             "tier": facts.environment.tier,
             "host": facts.host,
+            "git_commit": facts.git_commit,
         },
     )
     facts.observations.add(draft)  # written with the run's other records, never dropped

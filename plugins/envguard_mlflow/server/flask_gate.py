@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from envguard.decisions import Decision, Reason, conclude
+from envguard.lineage.events import Link
 from envguard_mlflow.server.promotion import RUN_CREATED, VERSION_CREATED, PromotionGate, run_entity
 from envguard_mlflow.server.registry_checks import REGISTRY_CHECKS
 from envguard_mlflow.server.routes import Route, RouteClass, RouteTable
@@ -136,6 +137,50 @@ CHECKS: dict[str, Check] = {
 
 
 # -- wiring ----------------------------------------------------------------------------------
+_RECORDED = {"mlflow.CreateRun", "mlflow.CreateModelVersion", "mlflow.SetTag", "mlflow.LogBatch"}
+EVALUATED_RELATION = "evaluated-by"
+Record = tuple[str, list[str], list[Link], dict[str, Any]]
+
+
+def _lineage_records(
+    message: str, body: Mapping[str, Any], params: Mapping[str, Any]
+) -> list[Record]:
+    """What a successful tracking or registry call adds to the lineage log: the run's or the
+    version's creator; the run a version was registered from (``registered``); the model version
+    a run evaluates (``evaluated-by``, from the ``envguard.evaluates`` tag)."""
+    from envguard_mlflow.server.context import EVALUATES_TAG
+
+    found: list[Record] = []
+    tags: list[Any] = []
+    run_id: str | None = None
+    if message == "mlflow.CreateRun":
+        run = body["run"]
+        run_id = str(run["info"]["run_id"])
+        found.append((RUN_CREATED, [run_entity(run_id)], [], {}))
+        tags = list((run.get("data") or {}).get("tags") or [])
+    elif message == "mlflow.CreateModelVersion":
+        mv = body["model_version"]
+        uri = version_uri(mv["name"], mv["version"])
+        source_run = mv.get("run_id")
+        if source_run:
+            run = run_entity(str(source_run))
+            links = [Link(run, uri, "registered")]
+            payload = {"run_id": str(source_run), "source": mv.get("source")}
+            found.append((VERSION_CREATED, [uri, run], links, payload))
+        else:
+            found.append((VERSION_CREATED, [uri], [], {"source": mv.get("source")}))
+    elif message in ("mlflow.SetTag", "mlflow.LogBatch"):
+        run_id = str(params.get("run_id") or params.get("run_uuid") or "") or None
+        tags = [params] if message == "mlflow.SetTag" else list(params.get("tags") or [])
+    for tag in tags:
+        value = str(tag.get("value") or "") if isinstance(tag, Mapping) else ""
+        if run_id and tag.get("key") == EVALUATES_TAG and value.startswith("models:/"):
+            run = run_entity(run_id)
+            link = Link(value, run, EVALUATED_RELATION)
+            found.append(("mlflow.run.evaluates", [run, value], [link], {"model_version": value}))
+    return found
+
+
 def _params() -> dict[str, Any]:
     from flask import request
 
@@ -216,20 +261,23 @@ def install(app: Flask, ctx: ServerContext, table: RouteTable) -> None:
         route = table.lookup(rule.rule, request.method, "flask")
         message = route.message if route else ""
         actor = getattr(g, "mlflow_authenticated_user", None)
-        if message not in {"mlflow.CreateRun", "mlflow.CreateModelVersion"} or not actor:
+        if message not in _RECORDED or not actor:
             return response
         try:
-            body = response.get_json(silent=True) or {}
-            if message == "mlflow.CreateRun":
-                entity = run_entity(body["run"]["info"]["run_id"])
-                kind = RUN_CREATED
-            else:
-                mv = body["model_version"]
-                entity = version_uri(mv["name"], mv["version"])
-                kind = VERSION_CREATED
-            ctx.record(kind, actor=str(actor), environment=None, entities=[entity], required=False)
+            for kind, entities, links, payload in _lineage_records(
+                message, response.get_json(silent=True) or {}, _params()
+            ):
+                ctx.record(
+                    kind,
+                    actor=str(actor),
+                    environment=None,
+                    entities=entities,
+                    links=links,
+                    payload=payload,
+                    required=False,
+                )
         except Exception:  # the creator is also known from MLflow's own fields
-            log.exception("envguard: could not record the creator of %s", request.path)
+            log.exception("envguard: could not record the lineage of %s", request.path)
         return response
 
     app.before_request(before_request)
