@@ -1,5 +1,12 @@
 """One masking run: read the input in chunks, mask, write, validate, and prove.
 
+One pass over the data, in bounded memory: each batch the reader yields (about 1 MiB of CSV) is
+masked and written at once; masked batches gather until ``batch_rows`` rows (or
+``VALIDATION_BYTES``) and are then validated together, and the counts of every group are summed
+(:class:`~envguard_gx.validation.MaskedTableValidator`). The source's and the output's sha256 are
+computed from the bytes as they are read and written. Peak memory therefore depends on
+``batch_rows``, not on the file.
+
 The output is written to a temporary file beside it and renamed into place only when the whole
 validation passed; then the proof is written beside it. When the validation fails, nothing is
 left behind: no output (it may hold what the validation found) and no proof.
@@ -15,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envguard.digests import sha256_file
 from envguard.errors import InputError
 from envguard.proofs import (
     MaskingFacts,
@@ -38,9 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["VALIDATION_BYTES", "VALIDATION_ROWS", "MaskingOutcome", "mask_file"]
 
 #: A batch is validated when this many masked rows (or bytes) have gathered: large batches keep
-#: Great Expectations' fixed cost per call small, the byte bound keeps memory bounded.
-VALIDATION_ROWS = 500_000
-VALIDATION_BYTES = 64 << 20
+#: Great Expectations' fixed cost per call small, the bounds keep memory bounded.
+VALIDATION_ROWS = 250_000
+VALIDATION_BYTES = 32 << 20
 
 
 @dataclass
@@ -105,16 +111,21 @@ def mask_file(
     actor: str = "unknown",
     environ: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
+    batch_rows: int = VALIDATION_ROWS,
 ) -> MaskingOutcome:
-    """Mask ``input_path`` into ``output_path`` and write its proof when validation passes."""
+    """Mask ``input_path`` into ``output_path`` and write its proof when validation passes.
+
+    ``batch_rows`` is how many masked rows are validated at once: memory grows with it, Great
+    Expectations' fixed cost per call shrinks with it."""
     from envguard.keys import masking_key
     from envguard_gx.validation import MaskedTableValidator
 
     if input_path.resolve() == output_path.resolve():
         raise InputError(str(output_path), "the output must not overwrite the input")
     output_format = format_of(output_path)
+    if batch_rows < 1:
+        raise InputError("--batch-rows", f"must be at least 1, not {batch_rows}")
     reader = open_reader(input_path)
-    input_sha256 = sha256_file(input_path)
     plan = MaskingPlan(_rules(policy, extra_rules or {}))
     source_columns = list(reader.schema.names)
     masks = plan.for_columns(source_columns)
@@ -125,12 +136,15 @@ def mask_file(
         name: (masks[name].describe() if name in masks else {"method": "keep"})
         for name in source_columns
     }
-    outcome = MaskingOutcome(input_path, output_path, input_sha256, 0, columns, [])
+    outcome = MaskingOutcome(input_path, output_path, "", 0, columns, [])
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        outcome.rows = _stream(reader, plan, key, masks, validator, tmp, output_format, progress)
+        outcome.rows, output_sha256 = _stream(
+            reader, plan, key, masks, validator, tmp, output_format, progress, batch_rows
+        )
+        outcome.input_sha256 = reader.sha256()
         outcome.checks = validator.checks
         outcome.failures = validator.failures
         if outcome.failures:
@@ -141,11 +155,11 @@ def mask_file(
 
     from importlib.metadata import version
 
-    outcome.output_sha256 = sha256_file(output_path)
+    outcome.output_sha256 = output_sha256
     facts = MaskingFacts(
         output_name=output_path.name,
         output_sha256=outcome.output_sha256,
-        sources=[(input_path.name, input_sha256)],
+        sources=[(input_path.name, outcome.input_sha256)],
         columns=columns,
         checks=outcome.checks,
         row_count=outcome.rows,
@@ -190,19 +204,24 @@ def _stream(
     tmp: Path,
     output_format: str,
     progress: Callable[[int], None] | None,
-) -> int:
-    """Mask every batch into ``tmp`` and validate the masked batches in large groups."""
+    batch_rows: int,
+) -> tuple[int, str]:
+    """Mask every batch into ``tmp`` and validate the masked batches in groups of
+    ``batch_rows``; the row count and the output's sha256."""
     import pyarrow as pa
 
     pending: list[pa.RecordBatch] = []
+    pending_rows = pending_bytes = 0
     non_null: dict[str, int] = {}
     rows = 0
 
     def flush() -> None:
+        nonlocal pending_rows, pending_bytes
         if pending:
             validator.validate(pa.Table.from_batches(pending), non_null)
         pending.clear()
         non_null.clear()
+        pending_rows = pending_bytes = 0
 
     writer: TableWriter | None = None
     try:
@@ -213,14 +232,12 @@ def _stream(
             writer.write(masked)
             rows += batch.num_rows
             pending.append(masked)
+            pending_rows += masked.num_rows
+            pending_bytes += masked.nbytes
             for name in masks:
                 column = batch.column(name)
                 non_null[name] = non_null.get(name, 0) + len(column) - column.null_count
-            pending_rows = sum(b.num_rows for b in pending)
-            if (
-                pending_rows >= VALIDATION_ROWS
-                or sum(b.nbytes for b in pending) >= VALIDATION_BYTES
-            ):
+            if pending_rows >= batch_rows or pending_bytes >= VALIDATION_BYTES:
                 flush()
             if progress is not None:
                 progress(reader.bytes_read())
@@ -228,7 +245,8 @@ def _stream(
     finally:
         if writer is not None:
             writer.close()
-    return rows
+    assert writer is not None  # _batches_or_empty yields at least one batch
+    return rows, writer.sha256()
 
 
 def _batches_or_empty(reader: TableReader) -> Iterator[pa.RecordBatch]:
