@@ -9,9 +9,11 @@ are created through MLflow's auth REST API, as an administrator would.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +57,8 @@ class DemoServer:
             MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(24),
             MLFLOW_AUTH_ADMIN_PASSWORD=self.admin_password,
             MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING="false",
+            # MLflow 3's job executor (a dozen worker processes) serves nothing the demo uses.
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
             PYTHONUNBUFFERED="1",
         )
         argv = [sys.executable, "-m", "mlflow", "server", "--app-name", "envguard"]
@@ -98,14 +102,22 @@ class DemoServer:
         }
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Stop the server and every process it started (uvicorn, MLflow's job runners): its
+        whole process group, which ``start_new_session`` made its own."""
+        if self.proc is None:
             return
-        self.proc.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
             self.proc.wait()
+        self._signal(signal.SIGKILL)  # anything of the group that outlived its parent
+
+    def _signal(self, number: int) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, number)
 
     def _healthy(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:

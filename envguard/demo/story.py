@@ -19,7 +19,7 @@ __all__ = ["Step", "Story", "run_demo"]
 # The people of the story, as MLflow users of the demo's server and ENVGUARD_ACTOR on the command
 # line; their roles are the default policy's [roles].
 USERS = ("ada", "grace", "linus", "margaret")
-SERVER_DEADLINE_S = 300.0  # MLflow migrates two databases at its first start; slow when busy
+SERVER_DEADLINE_S = 600.0  # MLflow migrates two databases at its first start; minutes when busy
 
 
 @dataclass
