@@ -298,4 +298,8 @@ def click_bold(text: str) -> str:
     return click.style(text, bold=True)
 
 
+# Hook point for the issue's "a direct database edit that moves the production alias is caught by
+# `envguard audit scan`": an act between `promotion` and `audit` that edits MLflow's
+# registered_model_aliases table in story.server.database (SQLite) and runs the scan, expecting
+# exit 1. It belongs here once `envguard audit scan` exists; until then the demo plays no such step.
 ACTS: list[Callable[[Story], None]] = [setting, data, training, smuggling, promotion, audit]
