@@ -1,8 +1,14 @@
-"""``envguard demo`` plays the whole story and every decision is the expected one."""
+"""``envguard demo`` plays the whole story and every decision is the expected one.
+
+One run (it starts its own ``mlflow server --app-name envguard`` and stops it); the assertions
+read the decisions from its output and the state it leaves behind.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +20,49 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    workspace = tmp_path_factory.mktemp("demo") / "ws"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    env.pop("ENVGUARD_ENV", None)
+    for key in [k for k in env if k.startswith(("ENVGUARD_", "MLFLOW_"))]:
+        env.pop(key)
     result = subprocess.run(
-        [sys.executable, "-m", "envguard", "demo", "--workdir", str(tmp_path / "ws")],
+        [sys.executable, "-m", "envguard", "demo", "--workdir", str(workspace)],
         capture_output=True,
         text=True,
         env=env,
         check=False,
-        timeout=600,
+        timeout=1200,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return workspace, result.stdout
+
+
+def test_every_decision_is_the_expected_one(demo: tuple[Path, str]) -> None:
+    _, out = demo
     assert "UNEXPECTED" not in out
-    assert "DENY prod/customers.csv in train (non-prod)" in out
-    assert "DENY dev/customers_export.csv in train (non-prod)" in out
-    assert ": intact" in out
     assert "every decision was as expected" in out
-    assert (tmp_path / "ws" / ".envguard" / "lineage.db").exists()
+    assert "DENY data/customers.csv in train (non-prod)" in out
+    assert "DENY remotes/dev-data/files/md5/" in out  # the smuggled copy, in the dev remote
+    assert "has production lineage from 'prod'" in out  # the training script's refusal
+    assert "envguard.env = train" in out  # the allowed run's tags, printed by the script
+    assert "needs 2 approval(s)" in out
+    assert "separation-of-duties" in out
+    assert ": intact" in out
+
+
+def test_the_server_moved_production_and_was_stopped(demo: tuple[Path, str]) -> None:
+    workspace, out = demo
+    with sqlite3.connect(workspace / "mlflow" / "mlflow.db") as db:
+        aliases = dict(db.execute("SELECT alias, version FROM registered_model_aliases"))
+    assert aliases == {"staging": 1, "production": 1}
+    url = next(
+        line.split("=", 1)[1].split()[0]
+        for line in out.splitlines()
+        if "export MLFLOW_TRACKING_URI=" in line
+    )
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the demo's server still answers"
+    assert (workspace / ".envguard" / "lineage.db").exists()
+    assert (workspace / "report.html").exists()

@@ -1,47 +1,64 @@
-"""The demo's story, step by step."""
+"""The demo's machinery: each step's command, run, printed, and checked against the story."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from envguard.demo.data import write_customers
+from envguard.demo.processes import Processes
+from envguard.demo.server import DemoServer
 
-__all__ = ["Step", "run_demo"]
+__all__ = ["Step", "Story", "run_demo"]
+
+# The people of the story, as MLflow users of the demo's server and ENVGUARD_ACTOR on the command
+# line; their roles are the default policy's [roles].
+USERS = ("ada", "grace", "linus", "margaret")
+SERVER_DEADLINE_S = 600.0  # MLflow migrates two databases at its first start; minutes when busy
 
 
 @dataclass
 class Step:
+    """One command of the story, and the decision the story expects of it."""
+
     title: str
     command: list[str]
     expect_exit: int
     env: Mapping[str, str] = field(default_factory=dict)
     explain: str = ""
+    expect_text: Sequence[str] = ()  # each must appear in the output, else the step failed
+    tail: int | None = None  # print only the last N lines of the output (a long traceback)
+    user: str | None = None  # act as this MLflow user of the demo's server
 
 
 class Story:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, processes: Processes, server: DemoServer) -> None:
         self.workdir = workdir
+        self.processes = processes
+        self.server = server
         self.failures: list[str] = []
         self.report: Path | None = None
         self.number = 0
         self.base_env = {
-            **os.environ,
-            "ENVGUARD_ACTOR": "ada",
-            "NO_COLOR": "1",
-            "DVC_NO_ANALYTICS": "1",
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ENVGUARD_", "MLFLOW_", "_MLFLOW"))
         }
-        self.base_env.pop("ENVGUARD_CONFIG", None)
-        self.base_env.pop("ENVGUARD_LINEAGE_URL", None)
+        self.base_env.update(
+            ENVGUARD_ACTOR="ada",
+            NO_COLOR="1",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            DVC_NO_ANALYTICS="1",
+            GIT_AUTHOR_NAME="envguard demo",
+            GIT_AUTHOR_EMAIL="demo@envguard.invalid",
+            GIT_COMMITTER_NAME="envguard demo",
+            GIT_COMMITTER_EMAIL="demo@envguard.invalid",
+        )
 
     def say(self, text: str) -> None:
         click.echo(text)
@@ -51,41 +68,60 @@ class Story:
         click.echo()
         click.echo(click.style(f"[{self.number}] {step.title}", bold=True))
         env = {**self.base_env, **step.env}
-        shown = " ".join(f"{k}={v}" for k, v in step.env.items())
-        click.echo(
-            click.style(f"$ {shown + ' ' if shown else ''}{' '.join(step.command)}", fg="cyan")
-        )
-        argv = step.command
-        if argv[0] == "envguard":
-            argv = [sys.executable, "-m", "envguard", *argv[1:]]
-        result = subprocess.run(
-            argv, cwd=self.workdir, env=env, capture_output=True, text=True, check=False
-        )
-        output = (result.stdout + result.stderr).rstrip()
-        for line in output.splitlines():
+        shown = dict(step.env)
+        if step.user is not None:
+            env.update(self.server.credentials(step.user), ENVGUARD_ACTOR=step.user)
+            shown["MLFLOW_TRACKING_USERNAME"] = step.user
+        prefix = " ".join(f"{k}={v}" for k, v in shown.items())
+        command = " ".join(step.command)
+        click.echo(click.style(f"$ {prefix + ' ' if prefix else ''}{command}", fg="cyan"))
+        began = time.monotonic()
+        code, output = self.processes.run(step.command, env)
+        took = time.monotonic() - began
+        lines = output.rstrip().splitlines()
+        if step.tail is not None and len(lines) > step.tail:
+            click.echo(f"    ... ({len(lines) - step.tail} lines above)")
+            lines = lines[-step.tail :]
+        for line in lines:
             click.echo(f"    {line}")
-        if result.returncode == step.expect_exit:
+        missing = [text for text in step.expect_text if text not in output]
+        if code == step.expect_exit and not missing:
             verdict = click.style("as expected", fg="green")
         else:
-            verdict = click.style(
-                f"UNEXPECTED (exit {result.returncode}, expected {step.expect_exit})",
-                fg="red",
-                bold=True,
+            problems = (
+                [f"exit {code}, expected {step.expect_exit}"] if code != step.expect_exit else []
             )
+            problems += [f"missing {missing!r} in the output"] if missing else []
+            verdict = click.style(f"UNEXPECTED ({'; '.join(problems)})", fg="red", bold=True)
             self.failures.append(step.title)
-        if step.explain:
-            click.echo(f"  -> {step.explain} [{verdict}]")
+        click.echo(f"  -> {step.explain or 'done'} [{verdict}, {took:.1f} s]")
         return output
 
 
 def run_demo(workdir: Path | None) -> int:
     """Play the story in ``workdir`` (a new temporary folder when None, kept afterwards so that
-    the report can be opened). Returns the exit code."""
+    the report can be opened). The demo's MLflow server is stopped whatever happens. Returns the
+    exit code: 0 only when every decision was the expected one."""
+    from envguard.demo.acts import ACTS
+
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="envguard-demo-")) if workdir is None else workdir
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    story = Story(folder)
-    _play(story, folder)
+    processes = Processes(folder)
+    server = DemoServer(folder, folder / "envguard.toml", USERS)
+    story = Story(folder, processes, server)
+    try:
+        for act in ACTS:
+            act(story)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: stopping the demo's MLflow server", err=True)
+        return 130
+    except RuntimeError as exc:  # the server did not start
+        click.echo(click.style(f"demo FAILED: {exc}", fg="red", bold=True), err=True)
+        return 1
+    finally:
+        server.stop()
     elapsed = time.monotonic() - started
     click.echo()
     if story.failures:
@@ -98,127 +134,3 @@ def run_demo(workdir: Path | None) -> int:
     if story.report is not None:
         click.echo(f"Evidence report: {story.report}")
     return 0
-
-
-def _play(story: Story, folder: Path) -> None:
-    from envguard.cli.policy_commands import default_policy_text
-
-    story.say(click.style("envguard demo", bold=True) + f" — workspace {folder}")
-    story.say("A team with three environments: train and test (non-production) and prod.")
-    (folder / "envguard.toml").write_text(default_policy_text(), encoding="utf-8")
-    raw = write_customers(folder / "prod" / "customers.csv")
-    story.say(
-        f"Synthetic production customer data with PII: {raw.relative_to(folder)} "
-        f"(names, e-mails, phones, SSNs, card numbers and IPs in free text)."
-    )
-
-    story.run(
-        Step(
-            "The policy is valid",
-            ["envguard", "policy", "validate"],
-            0,
-            explain="every problem would be listed at once, with file and field",
-        )
-    )
-    story.run(
-        Step(
-            "Where am I?",
-            ["envguard", "env"],
-            0,
-            {"ENVGUARD_ENV": "train"},
-            explain="the environment comes from ENVGUARD_ENV, else the policy's default",
-        )
-    )
-    story.run(
-        Step(
-            "The platform team declares the customer table production data",
-            ["envguard", "data", "register", "prod/customers.csv", "--env", "prod"],
-            0,
-            {"ENVGUARD_ACTOR": "margaret", "ENVGUARD_ENV": "prod"},
-            explain="recorded by content digest in the lineage log",
-        )
-    )
-    story.run(
-        Step(
-            "A training job in `train` wants the raw production data",
-            ["envguard", "data", "check", "prod/customers.csv"],
-            1,
-            {"ENVGUARD_ENV": "train"},
-            explain="refused: production data in a non-production environment",
-        )
-    )
-    dev = folder / "dev"
-    dev.mkdir(exist_ok=True)
-    shutil.copy(raw, dev / "customers_export.csv")
-    story.say("\nSomeone copies the raw file into the development folder under another name...")
-    story.run(
-        Step(
-            "...and a data check in `train` still knows where it came from",
-            ["envguard", "data", "check", "dev/customers_export.csv"],
-            1,
-            {"ENVGUARD_ENV": "train"},
-            explain="a copy has the same digest, so it keeps its production origin",
-        )
-    )
-    story.run(
-        Step(
-            "In `prod`, the same data may be used",
-            ["envguard", "data", "check", "prod/customers.csv"],
-            0,
-            {"ENVGUARD_ENV": "prod"},
-            explain="allowed, and recorded",
-        )
-    )
-    story.run(
-        Step(
-            "The data scientist masks the production data, as the refusal said",
-            ["envguard", "mask", "prod/customers.csv", "-o", "dev/customers_masked.csv"],
-            0,
-            {"ENVGUARD_ENV": "train"},
-            explain="masked per the policy's column rules, validated with Great Expectations, "
-            "and a signed proof written and recorded",
-        )
-    )
-    story.run(
-        Step(
-            "The masked data may be used in `train`",
-            ["envguard", "data", "check", "dev/customers_masked.csv"],
-            0,
-            {"ENVGUARD_ENV": "train"},
-            explain="allowed: its production lineage passes through a masking proof that verifies",
-        )
-    )
-    story.run(
-        Step(
-            "Anyone can verify the proof",
-            ["envguard", "proof", "verify", "dev/customers_masked.csv.envguard-proof.json"],
-            0,
-            explain="signature, digest of the data, validation and policy all hold",
-        )
-    )
-    story.run(Step("Every decision is in the lineage log", ["envguard", "audit", "log"], 0))
-    story.run(
-        Step(
-            "Sign a checkpoint of the log",
-            ["envguard", "audit", "checkpoint"],
-            0,
-            explain="truncating or rewriting the log is now detectable",
-        )
-    )
-    story.run(
-        Step(
-            "The auditor verifies the log",
-            ["envguard", "audit", "verify"],
-            0,
-            explain="the hash chain and every signed checkpoint verify",
-        )
-    )
-    story.run(
-        Step(
-            "The auditor's evidence report, organised by I&S-05's auditing guidelines",
-            ["envguard", "audit", "report", "-o", "report.html", "--json", "report.json"],
-            0,
-            explain="one self-contained HTML file; open it in a browser",
-        )
-    )
-    story.report = folder / "report.html"

@@ -14,9 +14,16 @@ from collections.abc import Iterable, Mapping
 from envguard.decisions import Reason
 from envguard_mlflow.facts import TAG_PREFIX, ProcessFacts, decide
 
-__all__ = ["check_location", "check_tags", "record_artifact"]
+__all__ = ["RUN_DECLARATIONS", "check_location", "check_tags", "record_artifact"]
 
 log = logging.getLogger(__name__)
+
+# ``envguard.*`` run tags that a user writes, as a declaration the server checks (envguard does not
+# know the value itself): ``envguard.evaluates`` marks an evaluation run of a model version, the
+# evidence a promotion rule's ``require_evaluation_in`` asks for.
+RUN_DECLARATIONS: Mapping[str, re.Pattern[str]] = {
+    "envguard.evaluates": re.compile(r"models:/[^/]+/[^/]+"),
+}
 
 
 def _location_env(facts: ProcessFacts, uri: str, kind: str) -> str | None:
@@ -64,14 +71,28 @@ def check_tags(
     tags: Iterable[tuple[str, str]],
     expected: Mapping[str, str],
     subject: str,
+    declared: Mapping[str, re.Pattern[str]] | None = None,
 ) -> None:
     """Refuse ``envguard.*`` tags that differ from ``expected`` or that envguard does not write.
 
-    ``expected`` maps each key envguard itself writes on ``subject`` to its value.
+    ``expected`` maps each key envguard itself writes on ``subject`` to its value; ``declared``
+    maps keys the user may write to the form their value must have (:data:`RUN_DECLARATIONS`).
     """
     reasons: list[Reason] = []
     for key, value in tags:
         if not key.startswith(TAG_PREFIX):
+            continue
+        form = (declared or {}).get(key)
+        if form is not None and key not in expected:
+            if not form.fullmatch(value):
+                reasons.append(
+                    Reason(
+                        "protected-tag",
+                        f"{subject}: tag {key}={value!r} does not have the form {form.pattern!r}",
+                        f"set {key} to models:/NAME/VERSION, the version this run evaluates",
+                        guideline=3,
+                    )
+                )
             continue
         if key not in expected:
             reasons.append(

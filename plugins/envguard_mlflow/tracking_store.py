@@ -37,6 +37,7 @@ __all__ = ["GuardedTrackingStore", "guard_tracking_store", "record_local_artifac
 log = logging.getLogger(__name__)
 
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+_DECLARED = guards.RUN_DECLARATIONS  # user-declared run tags the server checks
 
 
 def guard_tracking_store(store: Any, uri: str) -> Any:
@@ -120,7 +121,9 @@ class GuardedTrackingStore(GuardedStore):
         from mlflow.entities import RunTag
 
         given = list(tags or ())
-        guards.check_tags(facts, ((t.key, t.value) for t in given), facts.tags, "new run")
+        guards.check_tags(
+            facts, ((t.key, t.value) for t in given), facts.tags, "new run", _DECLARED
+        )
         self._check_experiment(facts, str(experiment_id))
         facts.tracked_files  # noqa: B018 - a plugin that cannot say stops the run before it starts
         mine = {t.key for t in given}
@@ -151,13 +154,13 @@ class GuardedTrackingStore(GuardedStore):
     def set_tag(self, run_id: Any, tag: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None:
-            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
+            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}", _DECLARED)
         return super().set_tag(run_id, tag)
 
     def set_tag_async(self, run_id: Any, tag: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None:
-            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}")
+            guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}", _DECLARED)
         return super().set_tag_async(run_id, tag)
 
     def delete_tag(self, run_id: Any, key: Any) -> Any:
@@ -169,13 +172,17 @@ class GuardedTrackingStore(GuardedStore):
     def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None and tags:
-            guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
+            guards.check_tags(
+                facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}", _DECLARED
+            )
         return super().log_batch(run_id, metrics, params, tags)
 
     def log_batch_async(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None and tags:
-            guards.check_tags(facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}")
+            guards.check_tags(
+                facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}", _DECLARED
+            )
         return super().log_batch_async(run_id, metrics, params, tags)
 
     # -- dataset inputs -------------------------------------------------------------------------

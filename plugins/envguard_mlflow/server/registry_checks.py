@@ -9,6 +9,9 @@ envguard's own tags (``envguard.*``) may be written only consistently, and never
 * ``envguard.actor``: the authenticated user, nobody else;
 * ``envguard.policy_sha256``: the server's policy;
 * ``envguard.evaluates``: on runs only, naming ``models:/NAME/VERSION``;
+* ``envguard.created_in``: a declared environment, never changed once set;
+* what the client plugin declares of itself and the server cannot know (``envguard.host``,
+  ``envguard.git_commit``, ``envguard.model_id``): checked for form only (:data:`DECLARED`);
 * any other ``envguard.*`` key: refused.
 
 A version is *protected* when it is approved (an ``approval.granted`` not revoked) or promoted
@@ -22,6 +25,7 @@ allow.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +49,14 @@ log = logging.getLogger(__name__)
 
 Check = Callable[["GateRequest"], Decision | None]
 
+# Tags envguard's MLflow client plugin writes that the server cannot verify, and their form.
+DECLARED = {
+    "envguard.host": re.compile(r"[^\s]{1,255}"),
+    "envguard.git_commit": re.compile(r"[0-9a-f]{7,64}"),
+    "envguard.model_id": re.compile(r"[A-Za-z0-9._-]{1,255}"),
+}
+CREATED_IN_TAG = "envguard.created_in"
+
 
 def _tag_problem(
     req: GateRequest, key: str, value: str, existing: Mapping[str, str], env: str | None, run: bool
@@ -52,10 +64,10 @@ def _tag_problem(
     """Why writing ``key=value`` is refused, or None."""
     policy = req.ctx.policy
     problem: str | None = None
-    if key == ENV_TAG:
+    if key in (ENV_TAG, CREATED_IN_TAG):
         if value not in policy.spec.environments:
             problem = f"the policy declares no environment {value!r}"
-        elif req.ctx.bound_env and value != req.ctx.bound_env:
+        elif key == ENV_TAG and req.ctx.bound_env and value != req.ctx.bound_env:
             problem = f"this server serves environment {req.ctx.bound_env!r}"
         elif existing.get(key) and existing[key] != value:
             problem = f"it is already {existing[key]!r}; an origin never changes"
@@ -69,6 +81,9 @@ def _tag_problem(
     elif key == EVALUATES_TAG and run:
         ok = value.startswith("models:/")
         problem = None if ok else "name the evaluated version as models:/NAME/VERSION"
+    elif key in DECLARED:
+        ok = DECLARED[key].fullmatch(value) is not None
+        problem = None if ok else f"not of the form {DECLARED[key].pattern!r}"
     else:
         problem = "envguard writes no such tag here"
     return problem

@@ -74,6 +74,20 @@ def test_hand_written_envguard_run_tags_are_refused(
     assert "team" not in tags  # a refused batch writes none of its tags
 
 
+def test_a_run_declares_the_version_it_evaluates(guarded: Site, tracking_uri: str) -> None:
+    """``envguard.evaluates`` is the user's to write, in the form the server checks."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run() as run:
+        mlflow.set_tag("envguard.evaluates", "models:/churn/3")
+        with pytest.raises(Denied, match=r"envguard\.evaluates='churn v3' does not have the form"):
+            mlflow.set_tag("envguard.evaluates", "churn v3")
+    tags = MlflowClient(tracking_uri).get_run(run.info.run_id).data.tags
+    assert tags["envguard.evaluates"] == "models:/churn/3"
+
+
 def test_tags_passed_to_create_run_and_logged_models_are_checked(
     guarded: Site, tracking_uri: str
 ) -> None:
