@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from envguard.lineage.sql import SqlLineageStore
     from envguard.policy import Policy
 
-__all__ = ["lineage_origins", "origins_of", "resolve_lineage"]
+__all__ = ["lineage_origins", "origins_of", "resolve_lineage", "upstream_graph"]
 
 ORIGIN_KINDS = ("dataset.registered", "object.stored")
 MAX_DEPTH = 64
@@ -86,38 +86,77 @@ def lineage_origins(
     return {e: prod_of.get(e) or origins.get(e) for e in entities}
 
 
+def upstream_graph(store: SqlLineageStore, entity: str) -> dict[str, list[tuple[str, str]]]:
+    """Every edge upstream of ``entity``, through any number of steps, in one recursive query
+    over the ``dst`` index: node -> [(source, relation)]. ``UNION`` (not ``UNION ALL``) makes
+    each edge appear once, so a cycle ends the recursion."""
+    e = t.edges
+    seed = sa.select(e.c.src, e.c.dst, e.c.relation).where(e.c.dst == entity)
+    up = seed.cte("upstream", recursive=True)
+    up = up.union(sa.select(e.c.src, e.c.dst, e.c.relation).join(up, e.c.dst == up.c.src))
+    graph: dict[str, list[tuple[str, str]]] = {}
+    store.open()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(up.c.src, up.c.dst, up.c.relation)).all()
+    for src, dst, relation in sorted(rows):
+        graph.setdefault(dst, []).append((src, relation))
+    return graph
+
+
+def _origins(store: SqlLineageStore, nodes: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(nodes), 500):
+        found.update(origins_of(store, nodes[start : start + 500]))
+    return found
+
+
 def resolve_lineage(
     store: SqlLineageStore, policy: Policy, subject: str, entity: str, digest: str | None = None
 ) -> DataLineage:
-    """Walk upstream of ``entity``; report production origin (or own origin) and masking."""
+    """Walk upstream of ``entity``; report production origin (or own origin) and masking.
+
+    Two queries whatever the depth: the upstream graph (:func:`upstream_graph`) and the origins
+    of its nodes; the walk itself is in memory, with no depth limit (a limit would let
+    production data further up pass unseen)."""
+    graph = upstream_graph(store, entity)
+    nodes = sorted({entity, *(src for edges in graph.values() for src, _ in edges)})
+    origins = _origins(store, nodes)
+    return _resolve(store, policy, subject, entity, digest, graph, origins)
+
+
+def _resolve(
+    store: SqlLineageStore,
+    policy: Policy,
+    subject: str,
+    entity: str,
+    digest: str | None,
+    graph: dict[str, list[tuple[str, str]]],
+    origins: dict[str, str],
+) -> DataLineage:
     parent: dict[str, tuple[str, str] | None] = {entity: None}  # node -> (child, relation)
     frontier = [entity]
     masked: list[tuple[str, str]] = []  # (source node, masked node) pairs
     prod_node: str | None = None
-    origins = origins_of(store, [entity])
-    depth = 0
-    while frontier and depth < MAX_DEPTH:
+    while frontier:
         hit = next((n for n in frontier if _is_prod(policy, origins.get(n))), None)
         if hit is not None:
             prod_node = hit
             break
-        depth += 1
-        edges = store._edges_to(frontier)
         nxt: list[str] = []
-        for src, dst, relation in edges:
-            if relation == "masked":
-                masked.append((src, dst))
-                continue
-            if src not in parent:
-                parent[src] = (dst, relation)
-                nxt.append(src)
-        origins.update(origins_of(store, nxt))
+        for dst in frontier:
+            for src, relation in graph.get(dst, ()):
+                if relation == "masked":
+                    masked.append((src, dst))
+                    continue
+                if src not in parent:
+                    parent[src] = (dst, relation)
+                    nxt.append(src)
         frontier = nxt
     own = origins.get(entity)
     if prod_node is not None:
         return DataLineage(subject, digest, origins[prod_node], _chain(prod_node, parent, origins))
     for src, dst in masked:
-        upstream = resolve_lineage(store, policy, subject, src, digest)
+        upstream = _resolve(store, policy, subject, src, digest, graph, origins)
         if upstream.origin_env and _is_prod(policy, upstream.origin_env):
             proof = _proof_for(store, policy, src, dst)
             chain = (*upstream.chain, f"masked ({dst})")
