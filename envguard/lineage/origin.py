@@ -26,26 +26,59 @@ __all__ = ["lineage_origins", "origins_of", "resolve_lineage", "upstream_graph"]
 
 ORIGIN_KINDS = ("dataset.registered", "object.stored")
 MAX_DEPTH = 64
+_CHUNK = 500
+_CACHE_MAX = 200_000
 
 
 def origins_of(store: SqlLineageStore, entities: list[str]) -> dict[str, str]:
-    """Entity -> the origin environment recorded first for it."""
-    found: dict[str, str] = {}
-    if not entities:
+    """Entity -> the origin environment recorded first for it.
+
+    Two indexed lookups, driven by the entities: their events (``event_entities``' primary
+    key), then those events' kinds and payloads (``events``' primary key). A join lets a planner
+    start from every origin event of the store instead (SQLite without statistics does), whose
+    cost grows with the store rather than with the question."""
+    cache = _origin_cache(store)
+    found = {e: cache[e] for e in entities if e in cache}
+    wanted = [e for e in entities if e not in found]
+    if not wanted:
         return found
-    query = (
-        sa.select(t.event_entities.c.entity, t.events.c.payload, t.events.c.seq)
-        .join(t.events, t.events.c.seq == t.event_entities.c.seq)
-        .where(t.event_entities.c.entity.in_(entities), t.events.c.kind.in_(ORIGIN_KINDS))
-        .order_by(t.events.c.seq)
-    )
+    ee, ev = t.event_entities, t.events
     store.open()
     with store.engine.connect() as conn:
-        for entity, payload, _seq in conn.execute(query):
-            origin = json.loads(payload).get("origin")
-            if isinstance(origin, str):
-                found.setdefault(entity, origin)
+        touching: dict[int, list[str]] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            for entity, seq in conn.execute(
+                sa.select(ee.c.entity, ee.c.seq).where(ee.c.entity.in_(chunk))
+            ):
+                touching.setdefault(int(seq), []).append(entity)
+        seqs = sorted(touching)
+        for start in range(0, len(seqs), _CHUNK):
+            query = (
+                sa.select(ev.c.seq, ev.c.payload)
+                .where(ev.c.seq.in_(seqs[start : start + _CHUNK]), ev.c.kind.in_(ORIGIN_KINDS))
+                .order_by(ev.c.seq)
+            )
+            for seq, payload in conn.execute(query):
+                origin = json.loads(payload).get("origin")
+                if isinstance(origin, str):
+                    for entity in touching[int(seq)]:
+                        found.setdefault(entity, origin)
+    if len(cache) > _CACHE_MAX:
+        cache.clear()
+    cache.update((e, found[e]) for e in wanted if e in found)
     return found
+
+
+def _origin_cache(store: SqlLineageStore) -> dict[str, str]:
+    """The origins this process has read from ``store``. An entity's first recorded origin
+    never changes (the log is append-only and later events come after it), so it is cached;
+    an entity without one is asked again next time."""
+    cache: dict[str, str] | None = getattr(store, "_envguard_origins", None)
+    if cache is None:
+        cache = {}
+        store._envguard_origins = cache  # type: ignore[attr-defined]
+    return cache
 
 
 def lineage_origins(
@@ -98,16 +131,9 @@ def upstream_graph(store: SqlLineageStore, entity: str) -> dict[str, list[tuple[
     store.open()
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(up.c.src, up.c.dst, up.c.relation)).all()
-    for src, dst, relation in sorted(rows):
+    for src, dst, relation in sorted((str(a), str(b), str(c)) for a, b, c in rows):
         graph.setdefault(dst, []).append((src, relation))
     return graph
-
-
-def _origins(store: SqlLineageStore, nodes: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(nodes), 500):
-        found.update(origins_of(store, nodes[start : start + 500]))
-    return found
 
 
 def resolve_lineage(
@@ -120,7 +146,7 @@ def resolve_lineage(
     production data further up pass unseen)."""
     graph = upstream_graph(store, entity)
     nodes = sorted({entity, *(src for edges in graph.values() for src, _ in edges)})
-    origins = _origins(store, nodes)
+    origins = origins_of(store, nodes)
     return _resolve(store, policy, subject, entity, digest, graph, origins)
 
 

@@ -131,7 +131,8 @@ def test_lineage_reaches_production_any_number_of_steps_up(store: SqlLineageStor
     assert sum(len(v) for v in graph.values()) == 102
     found = resolve_lineage(store, policy, "d", chain[100])
     assert found.origin_env == "prod"
-    assert found.chain[0].startswith("sha256:n0") and len(found.chain) == 101
+    assert found.chain[0].startswith("sha256:n0")
+    assert len(found.chain) == 101
     assert resolve_lineage(store, policy, "d", "sha256:elsewhere").origin_env is None
 
 
