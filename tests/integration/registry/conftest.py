@@ -32,7 +32,12 @@ from tests.conftest import EXAMPLE_POLICY
 from tests.servers import PostgresServer, free_port
 
 ADMIN = ("admin", "Admin-Password-1234")
-PASSWORDS = {"ada": "Ada-Password-1234", "grace": "Grace-Password-1234", "linus": "Linus-Pw-1234"}
+PASSWORDS = {
+    "ada": "Ada-Password-1234",
+    "grace": "Grace-Password-1234",
+    "linus": "Linus-Pw-1234",
+    "margaret": "Margaret-Pw-1234",  # incident-commander: may override
+}
 STARTUP_DEADLINE = 240.0  # MLflow's first start migrates two databases; slow on a busy machine
 
 
