@@ -97,6 +97,7 @@ def running_server(
     auth_db_uri: str | None = None,
     app_name: str = "envguard",
     users: bool = True,
+    startup_deadline: float = STARTUP_DEADLINE,
 ) -> Iterator[RegistryServer]:
     """``mlflow server --app-name APP`` on a free port, with the example policy in ``folder``
     (its lineage store at ``lineage_url`` when given), the three users created; stopped after."""
@@ -149,7 +150,7 @@ def running_server(
             start_new_session=True,  # its own process group: uvicorn's workers stop with it
         )
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
+        deadline = time.monotonic() + startup_deadline
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"mlflow server exited early:\n{log.read_text()[-4000:]}")
@@ -210,6 +211,7 @@ def workers_server(postgres: PostgresServer) -> Iterator[RegistryServer]:
             workers=4,
             lineage_url=postgres.create_database("reg_lineage"),
             auth_db_uri=postgres.create_database("reg_auth"),
+            startup_deadline=3 * STARTUP_DEADLINE,  # four workers load MLflow at once
         ) as server:
             yield server
     finally:
