@@ -22,30 +22,63 @@ if TYPE_CHECKING:
     from envguard.lineage.sql import SqlLineageStore
     from envguard.policy import Policy
 
-__all__ = ["lineage_origins", "origins_of", "resolve_lineage"]
+__all__ = ["lineage_origins", "origins_of", "resolve_lineage", "upstream_graph"]
 
 ORIGIN_KINDS = ("dataset.registered", "object.stored")
 MAX_DEPTH = 64
+_CHUNK = 500
+_CACHE_MAX = 200_000
 
 
 def origins_of(store: SqlLineageStore, entities: list[str]) -> dict[str, str]:
-    """Entity -> the origin environment recorded first for it."""
-    found: dict[str, str] = {}
-    if not entities:
+    """Entity -> the origin environment recorded first for it.
+
+    Two indexed lookups, driven by the entities: their events (``event_entities``' primary
+    key), then those events' kinds and payloads (``events``' primary key). A join lets a planner
+    start from every origin event of the store instead (SQLite without statistics does), whose
+    cost grows with the store rather than with the question."""
+    cache = _origin_cache(store)
+    found = {e: cache[e] for e in entities if e in cache}
+    wanted = [e for e in entities if e not in found]
+    if not wanted:
         return found
-    query = (
-        sa.select(t.event_entities.c.entity, t.events.c.payload, t.events.c.seq)
-        .join(t.events, t.events.c.seq == t.event_entities.c.seq)
-        .where(t.event_entities.c.entity.in_(entities), t.events.c.kind.in_(ORIGIN_KINDS))
-        .order_by(t.events.c.seq)
-    )
+    ee, ev = t.event_entities, t.events
     store.open()
     with store.engine.connect() as conn:
-        for entity, payload, _seq in conn.execute(query):
-            origin = json.loads(payload).get("origin")
-            if isinstance(origin, str):
-                found.setdefault(entity, origin)
+        touching: dict[int, list[str]] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            for entity, seq in conn.execute(
+                sa.select(ee.c.entity, ee.c.seq).where(ee.c.entity.in_(chunk))
+            ):
+                touching.setdefault(int(seq), []).append(entity)
+        seqs = sorted(touching)
+        for start in range(0, len(seqs), _CHUNK):
+            query = (
+                sa.select(ev.c.seq, ev.c.payload)
+                .where(ev.c.seq.in_(seqs[start : start + _CHUNK]), ev.c.kind.in_(ORIGIN_KINDS))
+                .order_by(ev.c.seq)
+            )
+            for seq, payload in conn.execute(query):
+                origin = json.loads(payload).get("origin")
+                if isinstance(origin, str):
+                    for entity in touching[int(seq)]:
+                        found.setdefault(entity, origin)
+    if len(cache) > _CACHE_MAX:
+        cache.clear()
+    cache.update((e, found[e]) for e in wanted if e in found)
     return found
+
+
+def _origin_cache(store: SqlLineageStore) -> dict[str, str]:
+    """The origins this process has read from ``store``. An entity's first recorded origin
+    never changes (the log is append-only and later events come after it), so it is cached;
+    an entity without one is asked again next time."""
+    cache: dict[str, str] | None = getattr(store, "_envguard_origins", None)
+    if cache is None:
+        cache = {}
+        store._envguard_origins = cache  # type: ignore[attr-defined]
+    return cache
 
 
 def lineage_origins(
@@ -86,38 +119,70 @@ def lineage_origins(
     return {e: prod_of.get(e) or origins.get(e) for e in entities}
 
 
+def upstream_graph(store: SqlLineageStore, entity: str) -> dict[str, list[tuple[str, str]]]:
+    """Every edge upstream of ``entity``, through any number of steps, in one recursive query
+    over the ``dst`` index: node -> [(source, relation)]. ``UNION`` (not ``UNION ALL``) makes
+    each edge appear once, so a cycle ends the recursion."""
+    e = t.edges
+    seed = sa.select(e.c.src, e.c.dst, e.c.relation).where(e.c.dst == entity)
+    up = seed.cte("upstream", recursive=True)
+    up = up.union(sa.select(e.c.src, e.c.dst, e.c.relation).join(up, e.c.dst == up.c.src))
+    graph: dict[str, list[tuple[str, str]]] = {}
+    store.open()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(up.c.src, up.c.dst, up.c.relation)).all()
+    for src, dst, relation in sorted((str(a), str(b), str(c)) for a, b, c in rows):
+        graph.setdefault(dst, []).append((src, relation))
+    return graph
+
+
 def resolve_lineage(
     store: SqlLineageStore, policy: Policy, subject: str, entity: str, digest: str | None = None
 ) -> DataLineage:
-    """Walk upstream of ``entity``; report production origin (or own origin) and masking."""
+    """Walk upstream of ``entity``; report production origin (or own origin) and masking.
+
+    Two queries whatever the depth: the upstream graph (:func:`upstream_graph`) and the origins
+    of its nodes; the walk itself is in memory, with no depth limit (a limit would let
+    production data further up pass unseen)."""
+    graph = upstream_graph(store, entity)
+    nodes = sorted({entity, *(src for edges in graph.values() for src, _ in edges)})
+    origins = origins_of(store, nodes)
+    return _resolve(store, policy, subject, entity, digest, graph, origins)
+
+
+def _resolve(
+    store: SqlLineageStore,
+    policy: Policy,
+    subject: str,
+    entity: str,
+    digest: str | None,
+    graph: dict[str, list[tuple[str, str]]],
+    origins: dict[str, str],
+) -> DataLineage:
     parent: dict[str, tuple[str, str] | None] = {entity: None}  # node -> (child, relation)
     frontier = [entity]
     masked: list[tuple[str, str]] = []  # (source node, masked node) pairs
     prod_node: str | None = None
-    origins = origins_of(store, [entity])
-    depth = 0
-    while frontier and depth < MAX_DEPTH:
+    while frontier:
         hit = next((n for n in frontier if _is_prod(policy, origins.get(n))), None)
         if hit is not None:
             prod_node = hit
             break
-        depth += 1
-        edges = store._edges_to(frontier)
         nxt: list[str] = []
-        for src, dst, relation in edges:
-            if relation == "masked":
-                masked.append((src, dst))
-                continue
-            if src not in parent:
-                parent[src] = (dst, relation)
-                nxt.append(src)
-        origins.update(origins_of(store, nxt))
+        for dst in frontier:
+            for src, relation in graph.get(dst, ()):
+                if relation == "masked":
+                    masked.append((src, dst))
+                    continue
+                if src not in parent:
+                    parent[src] = (dst, relation)
+                    nxt.append(src)
         frontier = nxt
     own = origins.get(entity)
     if prod_node is not None:
         return DataLineage(subject, digest, origins[prod_node], _chain(prod_node, parent, origins))
     for src, dst in masked:
-        upstream = resolve_lineage(store, policy, subject, src, digest)
+        upstream = _resolve(store, policy, subject, src, digest, graph, origins)
         if upstream.origin_env and _is_prod(policy, upstream.origin_env):
             proof = _proof_for(store, policy, src, dst)
             chain = (*upstream.chain, f"masked ({dst})")

@@ -69,6 +69,7 @@ def _decision_item(event: Any) -> dict[str, Any]:
         "rules": [r.get("rule") for r in decision.get("reasons", [])],
         "origin": event.payload.get("origin"),
         "masked_by": event.payload.get("masked_by"),
+        "override": decision.get("override"),
     }
 
 
@@ -119,7 +120,12 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
     ]
     promotions = [
         _decision_item(e)
-        for kind in ("promotion.requested", "promotion.allowed", "promotion.denied")
+        for kind in (
+            "promotion.requested",
+            "promotion.allowed",
+            "promotion.denied",
+            "promotion.overridden",
+        )
         for e in store.events(kind=kind)
     ]
     report = verify_store(store, checkpoint_verifier(policy)) if verify else None
@@ -140,6 +146,16 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
         concerns.append(
             f"{went_through} use(s) with production lineage were allowed with a "
             f"warning or only recorded"
+        )
+    overrides = [p for p in promotions if p["override"]]
+    if overrides:
+        concerns.append(
+            f"{len(overrides)} promotion(s) went through by emergency override, setting rules "
+            f"aside: "
+            + "; ".join(
+                f"event {p['seq']} by {p['actor']}: {p['override'].get('reason', '')}"
+                for p in overrides[-5:]
+            )
         )
     if report is not None and not report.ok:
         concerns.append(f"the lineage log failed verification ({len(report.findings)} finding(s))")

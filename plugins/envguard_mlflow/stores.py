@@ -43,7 +43,11 @@ def _registry_builder(scheme: str) -> Any:
 
 
 def _scheme(uri: str) -> str:
-    return uri.split(":", 1)[0].lower() if ":" in uri else ""
+    """The scheme MLflow dispatches on: a database URL's driver part goes (``postgresql+psycopg``
+    is ``postgresql``), as in MLflow's own ``get_uri_scheme``."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    base = scheme.split("+", 1)[0]
+    return base if base in _SQL else scheme
 
 
 def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> Any:

@@ -22,6 +22,7 @@ MODULES = [
     "bench_masking",
     "bench_mlflow",
     "bench_audit_lineage",
+    "bench_registry",
 ]
 
 

@@ -109,6 +109,33 @@ def test_graph_queries_follow_edges_not_the_store(store: SqlLineageStore) -> Non
     assert [e.seq for e in store.touching("sha256:5")] == [5, 6, 11]
 
 
+def test_lineage_reaches_production_any_number_of_steps_up(store: SqlLineageStore) -> None:
+    """Production data 100 derivations up (past any depth limit) is found, through a cycle and
+    around a masked edge; the graph comes from one recursive query."""
+    from envguard.lineage.origin import resolve_lineage, upstream_graph
+
+    policy = load_policy(EXAMPLE_POLICY)
+    chain = [f"sha256:n{i}" for i in range(101)]  # n100 <- n99 <- ... <- n0 (prod)
+    drafts = [
+        EventDraft("dataset.registered", entities=[chain[0]], payload={"origin": "prod"}),
+        *(
+            EventDraft("derivation", links=[Link(chain[i], chain[i + 1], "derived")])
+            for i in range(100)
+        ),
+        EventDraft("derivation", links=[Link(chain[100], chain[50], "derived")]),  # a cycle
+        EventDraft("derivation", links=[Link("sha256:raw", chain[100], "masked")]),
+        EventDraft("dataset.registered", entities=["sha256:raw"], payload={"origin": "prod"}),
+    ]
+    store.append_many(drafts)
+    graph = upstream_graph(store, chain[100])
+    assert sum(len(v) for v in graph.values()) == 102
+    found = resolve_lineage(store, policy, "d", chain[100])
+    assert found.origin_env == "prod"
+    assert found.chain[0].startswith("sha256:n0")
+    assert len(found.chain) == 101
+    assert resolve_lineage(store, policy, "d", "sha256:elsewhere").origin_env is None
+
+
 def tamper(url: str, *statements: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:

@@ -7,6 +7,10 @@
 ``POST /api/2.0/envguard/approvals/revoke`` revoke: ``{id, comment}``; by the approver or an
                                             administrator
 ``POST /api/2.0/envguard/promotions/check`` evaluate without moving: ``{name, version, to}``
+``POST /api/2.0/envguard/promotions/override`` an emergency override: ``{name, version, to,
+                                            reason}``; evaluated with the override, recorded
+                                            (``promotion.overridden``), and the move made by
+                                            the server when the actor holds an override role
 ==========================================  ================================================
 
 Every route also answers under ``/ajax-api/2.0/``. Errors use MLflow's error JSON.
@@ -230,13 +234,50 @@ class EnvguardApi:
         body = _body()
         name, version, to = _field(body, "name"), _field(body, "version"), _field(body, "to")
         target, kind, move = resolve_move(self.ctx, to)
-        evaluation = PromotionGate(self.ctx).evaluate(name, version, target, actor)
+        override = str(body.get("override") or "").strip() or None
+        evaluation = PromotionGate(self.ctx).evaluate(name, version, target, actor, override)
         return _ok(
             {
                 "target_env": target,
                 "move": {"kind": kind, "name": move},
                 "explain": evaluation.decision.explain(),
                 **evaluation.to_dict(),
+            }
+        )
+
+    def override(self) -> Response:
+        """The move, made by the server, when the policy's rules or an emergency override of
+        an actor holding one of the target's ``override_roles`` allow it. MLflow's own
+        permission on the model still applies: the actor must be able to update it."""
+        from mlflow.server.auth import sender_is_admin, validate_can_update_registered_model
+
+        actor = _actor()
+        body = _body()
+        name, version, to = _field(body, "name"), _field(body, "version"), _field(body, "to")
+        reason = _field(body, "reason")
+        target, kind, move = resolve_move(self.ctx, to)
+        if not kind:
+            raise ValueError(f"the policy maps no alias or stage to {to!r}")
+        if not (sender_is_admin() or validate_can_update_registered_model()):
+            raise PermissionError(f"{actor} may not update registered model {name!r}")
+        label = f"alias @{move}" if kind == "alias" else f"stage {move}"
+        decision = PromotionGate(self.ctx).decide_and_record(
+            name, version, target, actor, label, override=reason
+        )
+        if not decision.allowed:
+            return _error("PERMISSION_DENIED", decision.explain(), 403)
+        registry = self.ctx.registry_store()
+        if kind == "alias":
+            registry.set_registered_model_alias(name, move, version)
+        else:
+            registry.transition_model_version_stage(name, version, move, False)
+        return _ok(
+            {
+                "target_env": target,
+                "move": {"kind": kind, "name": move},
+                "explain": decision.explain(),
+                "decision": decision.to_dict(),
+                "moved": True,
             }
         )
 
@@ -252,6 +293,7 @@ def install(app: Flask, ctx: ServerContext) -> None:
             ("approvals", "GET", views.listing),
             ("approvals/revoke", "POST", views.revoke),
             ("promotions/check", "POST", views.check),
+            ("promotions/override", "POST", views.override),
         ):
             app.add_url_rule(
                 f"{prefix}/{path}",

@@ -35,6 +35,13 @@ def build_app() -> Any:
     flask_gate.install(flask_app, ctx, table)
     if served is not flask_app:  # under uvicorn: routes FastAPI serves itself
         asgi_gate.install(served, ctx, table)
+    from envguard_mlflow.server import proxy
+
+    if proxy.enabled():  # behind an authenticating proxy: only its addresses (raises if unset)
+        networks = proxy.trusted_networks()
+        if served is not flask_app:
+            proxy.peer_check(served)  # added last: runs before every other middleware
+        log.warning("envguard: trusting the proxy header only from %s", networks)
     log.warning(
         "envguard: guarding the registry with policy %s (sha256 %s), lineage store %s; "
         "%d routes, %d guarded, %d unknown registry writes refused",

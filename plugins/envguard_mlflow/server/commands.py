@@ -148,21 +148,38 @@ def approvals_revoke(approval_id: str, comment: str) -> None:
 @click.argument("model_version", metavar="models:/NAME/VERSION")
 @click.option("--to", "to", required=True, metavar="ENV_OR_ALIAS", help="Target.")
 @click.option("--dry-run", is_flag=True, help="Evaluate and print; move nothing.")
+@click.option(
+    "--override",
+    "override",
+    metavar="REASON",
+    help="Emergency override (holders of the target's override_roles only): move despite the "
+    "rules; the reason and every rule set aside are recorded.",
+)
 @json_option
-def promote_command(model_version: str, to: str, dry_run: bool, as_json: bool) -> int:
+def promote_command(
+    model_version: str, to: str, dry_run: bool, override: str | None, as_json: bool
+) -> int:
     """Evaluate a promotion, print every reason, and on allow move the version.
 
     TO is an environment, an alias or a stage; an environment moves the first alias (else
     stage) the policy maps to it. The move goes through MLflow, so the server decides again
-    and records it. Exit 0 allowed, 1 denied.
+    and records it. With --override REASON the server decides with the override and makes the
+    move itself (event promotion.overridden). Exit 0 allowed, 1 denied.
     """
     from envguard_mlflow.server.client import ServerRefused, parse_model_version
 
     name, version = parse_model_version(model_version)
     client = _client()
-    data = client.call(
-        "POST", "/api/2.0/envguard/promotions/check", {"name": name, "version": version, "to": to}
-    )
+    if override is not None and not dry_run:
+        if not override.strip():
+            from envguard.errors import InputError
+
+            raise InputError("--override", "give the reason for the emergency override")
+        return _override(client, model_version, name, version, to, override, as_json)
+    check = {"name": name, "version": version, "to": to}
+    if override is not None:
+        check["override"] = override  # --dry-run --override: what the override would do
+    data = client.call("POST", "/api/2.0/envguard/promotions/check", check)
     allowed = bool(data["decision"]["allowed"])
     move = data["move"]
     moved = False
@@ -185,6 +202,36 @@ def promote_command(model_version: str, to: str, dry_run: bool, as_json: bool) -
             where = f"@{move['name']}" if move["kind"] == "alias" else f"stage {move['name']}"
             click.echo(f"moved {model_version} to {where}")
     return 0 if allowed else 1
+
+
+def _override(
+    client: RegistryClient,
+    model_version: str,
+    name: str,
+    version: str,
+    to: str,
+    reason: str,
+    as_json: bool,
+) -> int:
+    from envguard_mlflow.server.client import ServerRefused
+
+    body = {"name": name, "version": version, "to": to, "reason": reason}
+    try:
+        data = client.call("POST", "/api/2.0/envguard/promotions/override", body)
+    except ServerRefused as exc:
+        if as_json:
+            emit_json({"decision": {"allowed": False}, "explain": str(exc), "moved": False})
+        else:
+            click.echo(str(exc))
+        return 1
+    if as_json:
+        emit_json(data)
+    else:
+        move = data["move"]
+        where = f"@{move['name']}" if move["kind"] == "alias" else f"stage {move['name']}"
+        click.echo(data["explain"])
+        click.echo(f"moved {model_version} to {where}")
+    return 0
 
 
 def _move(uri: str, name: str, version: str, kind: str, target: str) -> None:

@@ -52,6 +52,7 @@ __all__ = ["Evaluation", "PromotionGate", "run_entity"]
 
 RUN_CREATED = "mlflow.run.created"
 VERSION_CREATED = "mlflow.model_version.created"
+OVERRIDDEN = "promotion.overridden"
 
 
 def run_entity(run_id: str) -> str:
@@ -210,7 +211,9 @@ class PromotionGate:
                     "lineage-unavailable", str(exc), "make the lineage store reachable, then retry"
                 )
             )
-        evaluated = self._evaluated_in(uri, mv.run_id)
+        rule = self.policy.promotion_rule(target)
+        if rule is not None and rule.require_evaluation_in:  # a search over every experiment
+            evaluated = self._evaluated_in(uri, mv.run_id)
         request = PromotionRequest(
             model_version=uri,
             target_env=target,
@@ -230,24 +233,36 @@ class PromotionGate:
         return Evaluation(decision, request, binding)
 
     def decide_and_record(
-        self, name: str, version: str, target: str, actor: str, move: str
+        self,
+        name: str,
+        version: str,
+        target: str,
+        actor: str,
+        move: str,
+        override: str | None = None,
     ) -> Decision:
-        """Evaluate a move and chain ``promotion.requested`` then ``allowed``/``denied``.
-        A record that cannot be written denies the promotion (fail closed)."""
+        """Evaluate a move and chain ``promotion.requested`` then ``allowed``/``denied`` (or
+        ``overridden``: allowed only by an emergency override, its reason and the rules it
+        set aside in the record). A record that cannot be written denies (fail closed)."""
         uri = version_uri(name, version)
+        requested = {"model_version": uri, "target_env": target, "move": move}
+        if override is not None:
+            requested["override_reason"] = override
         try:
             self.ctx.record(
                 "promotion.requested",
                 actor=actor,
                 environment=target,
                 entities=[uri],
-                payload={"model_version": uri, "target_env": target, "move": move},
+                payload=requested,
             )
         except StoreError as exc:
             return self._unrecorded(uri, target, exc)
-        evaluation = self.evaluate(name, version, target, actor)
+        evaluation = self.evaluate(name, version, target, actor, override)
         decision = evaluation.decision
         kind = "promotion.allowed" if decision.allowed else "promotion.denied"
+        if decision.allowed and decision.override:
+            kind = OVERRIDDEN
         try:
             self.ctx.record(
                 kind,

@@ -104,6 +104,7 @@ UNRELATED: frozenset[str] = frozenset(
         "envguard_grant",
         "envguard_revoke",
         "envguard_check",
+        "envguard_override",  # decides itself: the rules, the override role, MLflow's permission
     }
 )
 

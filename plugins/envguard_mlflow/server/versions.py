@@ -101,11 +101,22 @@ def bind_version(registry_store: Any, name: str, version: str) -> VersionBinding
     """Read every file of the version and bind to it (raises MLflow's errors as they come)."""
     mv = registry_store.get_model_version(name, version)
     repo, path = _repository(download_uri(registry_store, name, version))
-    files: dict[str, str] = {}
+    local_dir = getattr(repo, "artifact_dir", None)  # a local folder: read in place, no copy
+    if local_dir is not None and type(repo).__name__ == "LocalArtifactRepository":
+        here = Path(local_dir, path) if path else Path(local_dir)
+        if not here.exists():
+            raise FileNotFoundError(f"no files at {here}")
+        return VersionBinding(
+            version_uri(name, version), mv.run_id or "", mv.source or "", _digests(here)
+        )
     with tempfile.TemporaryDirectory(prefix="envguard-bind-") as tmp:
-        local = Path(repo.download_artifacts(path, tmp))
-        root = local if local.is_dir() else local.parent
-        for item in sorted(root.rglob("*")):
-            if item.is_file():
-                files[item.relative_to(root).as_posix()] = file_sha256(item)
+        files = _digests(Path(repo.download_artifacts(path, tmp)))
     return VersionBinding(version_uri(name, version), mv.run_id or "", mv.source or "", files)
+
+
+def _digests(local: Path) -> dict[str, str]:
+    root = local if local.is_dir() else local.parent
+    items = sorted(root.rglob("*")) if local.is_dir() else [local]
+    return {
+        item.relative_to(root).as_posix(): file_sha256(item) for item in items if item.is_file()
+    }

@@ -10,14 +10,17 @@ stopped at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,15 @@ import pytest
 import requests
 
 from tests.conftest import EXAMPLE_POLICY
-from tests.servers import free_port
+from tests.servers import PostgresServer, free_port
 
 ADMIN = ("admin", "Admin-Password-1234")
-PASSWORDS = {"ada": "Ada-Password-1234", "grace": "Grace-Password-1234", "linus": "Linus-Pw-1234"}
+PASSWORDS = {
+    "ada": "Ada-Password-1234",
+    "grace": "Grace-Password-1234",
+    "linus": "Linus-Pw-1234",
+    "margaret": "Margaret-Pw-1234",  # incident-commander: may override
+}
 STARTUP_DEADLINE = 240.0  # MLflow's first start migrates two databases; slow on a busy machine
 
 
@@ -72,43 +80,77 @@ def _server_env(folder: Path) -> dict[str, str]:
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "envguard-tests-secret",
             "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
             "MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING": "false",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runners: nothing uses them
             "PYTHONUNBUFFERED": "1",
         }
     )
     return env
 
 
-@pytest.fixture(scope="session")
-def registry_server() -> Iterator[RegistryServer]:
-    folder = Path(tempfile.mkdtemp(prefix="envguard-registry-"))
-    shutil.copy(EXAMPLE_POLICY, folder / "envguard.toml")
+@contextmanager
+def running_server(
+    folder: Path,
+    backend_uri: str,
+    *,
+    workers: int = 1,
+    lineage_url: str | None = None,
+    auth_db_uri: str | None = None,
+    app_name: str = "envguard",
+    users: bool = True,
+    startup_deadline: float = STARTUP_DEADLINE,
+) -> Iterator[RegistryServer]:
+    """``mlflow server --app-name APP`` on a free port, with the example policy in ``folder``
+    (its lineage store at ``lineage_url`` when given), the three users created; stopped after."""
+    policy = folder / "envguard.toml"
+    text = EXAMPLE_POLICY.read_text()
+    if lineage_url is not None:
+        text = text.replace('url = "sqlite:///.envguard/lineage.db"', f'url = "{lineage_url}"')
+    policy.write_text(text)
+    env = _server_env(folder)
+    if auth_db_uri is not None:
+        ini = folder / "basic_auth.ini"
+        ini.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = {auth_db_uri}\nadmin_username = {ADMIN[0]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
+    log = folder / f"server-{port}.log"
     argv = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--app-name",
-        "envguard",
+        app_name,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
+        # uvicorn kills a worker that does not answer its health check in 5 s; loading MLflow
+        # takes longer than that on a busy machine, and the supervisor would restart it forever.
+        "--uvicorn-opts",
+        "--timeout-worker-healthcheck 180",
         "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
+        backend_uri,
         "--artifacts-destination",
         str(folder / "artifacts"),
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, cwd=folder, env=_server_env(folder), stdout=out, stderr=subprocess.STDOUT
+            argv,
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: uvicorn's workers stop with it
         )
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
+        deadline = time.monotonic() + startup_deadline
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"mlflow server exited early:\n{log.read_text()[-4000:]}")
@@ -120,7 +162,7 @@ def registry_server() -> Iterator[RegistryServer]:
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server did not answer in time:\n{log.read_text()[-4000:]}")
             time.sleep(0.1)
-        for user, password in PASSWORDS.items():
+        for user, password in PASSWORDS.items() if users else ():
             response = requests.post(
                 f"{url}/api/2.0/mlflow/users/create",
                 json={"username": user, "password": password},
@@ -128,14 +170,51 @@ def registry_server() -> Iterator[RegistryServer]:
                 timeout=30,
             )
             assert response.status_code == 200, response.text
-        yield RegistryServer(url, folder, folder / "envguard.toml", log)
+        yield RegistryServer(url, folder, policy, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and every process it started (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def registry_server() -> Iterator[RegistryServer]:
+    folder = Path(tempfile.mkdtemp(prefix="envguard-registry-"))
+    try:
+        with running_server(folder, f"sqlite:///{folder / 'mlflow.db'}") as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def workers_server(postgres: PostgresServer) -> Iterator[RegistryServer]:
+    """The app under uvicorn with four worker processes, MLflow's backend store, its auth store
+    and envguard's lineage store all on PostgreSQL (started once per session)."""
+    folder = Path(tempfile.mkdtemp(prefix="envguard-registry-pg-"))
+    try:
+        with running_server(
+            folder,
+            postgres.create_database("reg_mlflow"),
+            workers=4,
+            lineage_url=postgres.create_database("reg_lineage"),
+            auth_db_uri=postgres.create_database("reg_auth"),
+            startup_deadline=3 * STARTUP_DEADLINE,  # four workers load MLflow at once
+        ) as server:
+            yield server
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
