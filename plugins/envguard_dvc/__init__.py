@@ -9,6 +9,6 @@ that never use DVC do not pay for envguard's plugin machinery.
 
 from __future__ import annotations
 
-from envguard_dvc.hooks import envguard_add_commands, envguard_resolve_origin
+from envguard_dvc.hooks import envguard_add_commands, envguard_resolve_origin, envguard_scan
 
-__all__ = ["envguard_add_commands", "envguard_resolve_origin"]
+__all__ = ["envguard_add_commands", "envguard_resolve_origin", "envguard_scan"]

@@ -71,7 +71,8 @@ def alerts(tmp_path: Path) -> list[dict[str, Any]]:
 def test_clean_store_and_no_plugin_finding_is_clean(tmp_path: Path) -> None:
     runtime = runtime_with(tmp_path)
     report = scan(runtime)
-    assert report.findings == [] and report.exit_code == 0
+    assert report.findings == []
+    assert report.exit_code == 0
     assert [e.kind for e in runtime.store.events()] == ["scan.completed"]
 
 
@@ -80,14 +81,16 @@ def test_a_standing_finding_is_recorded_and_alerted_once_then_resolved(tmp_path:
     plugin.findings = [Finding("object-untagged", "s3://b/k", "no tag", "tag it")]
     runtime = runtime_with(tmp_path, ("found", plugin))
     first = scan(runtime)
-    assert first.exit_code == 1 and first.new == {plugin.findings[0].id}
+    assert first.exit_code == 1
+    assert first.new == {plugin.findings[0].id}
     assert first.swept == {
         "things": 1,
         "lineage log events verified": 0,
         "lineage log data uses": 0,
     }
     second = scan(runtime)
-    assert second.new == set() and [f.id for f in second.findings] == [first.findings[0].id]
+    assert second.new == set()
+    assert [f.id for f in second.findings] == [first.findings[0].id]
     recorded = list(runtime.store.events(kind="violation.found"))
     assert len(recorded) == 1
     assert recorded[0].payload["finding"]["guideline"] == 4
@@ -95,7 +98,8 @@ def test_a_standing_finding_is_recorded_and_alerted_once_then_resolved(tmp_path:
     assert len(alerts(tmp_path)) == 1
     plugin.findings = []
     third = scan(runtime)
-    assert third.exit_code == 0 and third.resolved == [first.findings[0].id]
+    assert third.exit_code == 0
+    assert third.resolved == [first.findings[0].id]
     plugin.findings = [Finding("object-untagged", "s3://b/k", "no tag", "tag it")]
     assert scan(runtime).new == {first.findings[0].id}  # it came back: recorded again
     assert len(list(runtime.store.events(kind="violation.found"))) == 2
@@ -105,9 +109,7 @@ def test_a_standing_finding_is_recorded_and_alerted_once_then_resolved(tmp_path:
 def test_a_plugin_that_raises_is_a_finding_not_a_pass(tmp_path: Path) -> None:
     runtime = runtime_with(tmp_path, ("buggy", Raising(RuntimeError("boom"))))
     report = scan(runtime)
-    assert [(f.rule, f.entity) for f in report.findings] == [
-        ("scan-plugin-failed", "plugin:buggy")
-    ]
+    assert [(f.rule, f.entity) for f in report.findings] == [("scan-plugin-failed", "plugin:buggy")]
     assert report.exit_code == 1
     assert "boom" in report.findings[0].message
 
@@ -172,4 +174,20 @@ def test_cli_scan_json_and_bad_policy(
     assert result.json()["ok"] is True
     (workspace / "envguard.toml").write_text("version = 1\nmode = 'sometimes'\n")
     bad = envguard_cli("audit", "scan")
-    assert bad.exit_code == 2 and "envguard.toml" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.exit_code == 2
+    assert "envguard.toml" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_the_evidence_report_shows_the_last_scan_and_its_open_findings(tmp_path: Path) -> None:
+    from envguard.report import gather, render_html
+
+    plugin = Found()
+    plugin.findings = [Finding("run-untagged", "run:abc", "no tag", "tag it")]
+    runtime = runtime_with(tmp_path, ("found", plugin))
+    assert gather(runtime)["scan"]["time"] is None
+    scan(runtime)
+    evidence = gather(runtime)
+    assert [f["id"] for f in evidence["scan"]["open"]] == [plugin.findings[0].id]
+    assert evidence["data_uses"]["counts"] == {}  # a scan's finding is not a data use
+    assert plugin.findings[0].id in render_html(evidence)
