@@ -15,7 +15,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "benchmarks"
-MODULES = ["bench_import", "bench_lineage", "bench_dvc", "bench_masking", "bench_mlflow"]
+MODULES = [
+    "bench_import",
+    "bench_lineage",
+    "bench_dvc",
+    "bench_masking",
+    "bench_mlflow",
+    "bench_scan",
+]
 
 
 def machine() -> dict[str, Any]:
