@@ -172,6 +172,9 @@ def test_cli_scan_json_and_bad_policy(
     result = envguard_cli("audit", "scan", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["ok"] is True
+    plain = envguard_cli("audit", "scan", "--no-record")
+    assert plain.exit_code == 0
+    assert "clean: no finding" in plain.stdout
     (workspace / "envguard.toml").write_text("version = 1\nmode = 'sometimes'\n")
     bad = envguard_cli("audit", "scan")
     assert bad.exit_code == 2
