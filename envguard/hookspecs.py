@@ -28,7 +28,9 @@ if TYPE_CHECKING:
         Reason,
     )
     from envguard.environments import ResolvedEnvironment
+    from envguard.lineage import LineageStore
     from envguard.policy import Policy
+    from envguard.scan import Finding, ScanProgress
 
 PROJECT = "envguard"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -146,6 +148,27 @@ def envguard_on_violation(decision: Decision, policy: Policy) -> None:
     scan: the place for alert sinks (log, webhook, file).
 
     Return value ignored. Fails open: errors are logged, the decision stands.
+    """
+
+
+@hookspec
+def envguard_scan(
+    policy: Policy, store: LineageStore, progress: ScanProgress
+) -> list[Finding] | None:
+    """Sweep the real systems this plugin knows (registries, runs, buckets, remotes the policy
+    names) for ``envguard audit scan``, and report what breaks the policy.
+
+    Called once per scan, after the core's checks of the lineage log. Read the systems, change
+    nothing. Call ``progress(label, done, total)`` on long sweeps (``total`` None when unknown);
+    the last ``done`` of each label is reported as the scan's coverage.
+
+    :param policy: the loaded policy (which systems exist, and their environments).
+    :param store: the lineage store (allow decisions, approvals, inventoried origins).
+    :param progress: the progress callback.
+    :return: :class:`~envguard.scan.Finding` objects (empty or ``None`` for none). All plugins'
+        findings are combined; one id is reported once. Fails closed: an implementation that
+        raises gives a ``scan-plugin-failed`` finding, or ``scan-unreachable`` (exit code 2) when
+        it raises an :class:`~envguard.errors.EnvGuardError` (a system it cannot reach).
     """
 
 

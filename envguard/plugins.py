@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from envguard.decisions import DataLineage, DataMovement, Decision, PromotionRequest, Reason
     from envguard.environments import ResolvedEnvironment
     from envguard.policy import Policy
+    from envguard.scan import Finding
 
 __all__ = [
     "DISABLED_PLUGINS_ENV_VAR",
@@ -331,6 +332,21 @@ class PluginManager:
         return self._checked(
             "envguard_check_data_movement", "plugin-check", move=move, policy=policy
         )
+
+    def scan(
+        self, policy: Policy, store: Any, progress: Any
+    ) -> list[tuple[str, list[Finding] | BaseException]]:
+        """Every plugin's ``envguard_scan`` answer, or the exception it raised (the scan turns it
+        into a finding: fail closed)."""
+        answers: list[tuple[str, list[Finding] | BaseException]] = []
+        for name, function in self._impls("envguard_scan"):
+            try:
+                result = function(policy=policy, store=store, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a finding
+                answers.append((name, exc))
+                continue
+            answers.append((name, list(result or ())))
+        return answers
 
     def on_event(self, event: dict[str, object]) -> None:
         self._observe("envguard_on_event", event=event)

@@ -209,3 +209,71 @@ def _write(path: Path, text: str) -> None:
         tmp.replace(path)
     except OSError as exc:
         raise InputError(str(path), f"cannot write the report: {exc.strerror}") from None
+
+
+@audit_group.command("scan")
+@click.option(
+    "--no-record",
+    is_flag=True,
+    help="Report only: record nothing in the lineage log and send no alert.",
+)
+@click.option(
+    "--alert-all",
+    is_flag=True,
+    help="Alert every finding, also those already open from an earlier scan.",
+)
+@json_option
+def audit_scan(no_record: bool, alert_all: bool, as_json: bool) -> None:
+    """Sweep the real systems the policy knows (MLflow registries and runs, S3 buckets, DVC
+    remotes, the lineage log) for violations. Exit 1 on any finding, 2 when a system could not
+    be read."""
+    import sys
+
+    from envguard.runtime import current
+    from envguard.scan.sweep import ProgressLine, scan
+
+    runtime = current()
+    runtime.policy  # noqa: B018 - a broken policy fails here, with its message (exit 2)
+    tty = sys.stderr.isatty()
+    report = scan(
+        runtime,
+        ProgressLine(sys.stderr) if tty else None,
+        record=not no_record,
+        alert_all=alert_all,
+    )
+    if tty:
+        click.echo("\r\033[K", nl=False, err=True)
+    if as_json:
+        emit_json({"store": runtime.store.safe_url, **report.to_dict()})
+    else:
+        _print_scan(report)
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+_SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow", "low": "cyan"}
+
+
+def _print_scan(report: object) -> None:
+    from envguard.scan.sweep import ScanReport
+
+    assert isinstance(report, ScanReport)
+    swept = ", ".join(f"{label}: {n}" for label, n in report.swept.items()) or "nothing"
+    click.echo(f"swept {swept}")
+    for f in report.findings:
+        data = f.to_dict()
+        level = click.style(f.level.upper(), fg=_SEVERITY_COLOURS.get(f.level), bold=True)
+        mark = "" if f.id in report.new else " (open since an earlier scan)"
+        click.echo(f"{level} {f.id}{mark}")
+        click.echo(f"  rule:     {f.rule} (I&S-05 guideline {data['guideline']}): {data['title']}")
+        click.echo(f"  entity:   {f.entity}")
+        click.echo(f"  evidence: {f.message}")
+        click.echo(f"  fix:      {f.remedy}")
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    if report.findings:
+        state = click.style(f"{len(report.findings)} finding(s)", fg="red", bold=True)
+        click.echo(f"{state}: {counts}; {len(report.new)} new")
+    else:
+        click.echo(click.style("clean: no finding", fg="green", bold=True))
+    if report.resolved:
+        click.echo(f"resolved since the last scan: {', '.join(report.resolved)}")

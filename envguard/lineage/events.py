@@ -70,6 +70,7 @@ KINDS = {
     "decision": "a gate decided (data use, movement)",
     "violation.found": "a violation was found (at a gate or in a scan)",
     "object.stored": "an object was stored in a remote or bucket",
+    "scan.completed": "an audit scan ended (counts, new and resolved findings)",
 }
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode

@@ -48,7 +48,7 @@ GUIDELINES: list[tuple[int, str, list[str]]] = [
         6,
         "Monitoring and logging across all environments detect unauthorized access or changes; "
         "logs are reviewed and kept securely.",
-        ["verification", "violations", "alerts"],
+        ["verification", "scan", "violations", "alerts"],
     ),
     (7, "Segregation controls are regularly reviewed and updated.", ["policy_history"]),
 ]
@@ -73,6 +73,26 @@ def _decision_item(event: Any) -> dict[str, Any]:
     }
 
 
+def _last_scan(runtime: Runtime) -> dict[str, Any]:
+    """The last ``envguard audit scan``: when, what it swept, and the findings still open."""
+    from envguard.scan.sweep import COMPLETED_KIND, FOUND_KIND, open_findings
+
+    store = runtime.store
+    last = None
+    for event in store.events(kind=COMPLETED_KIND):
+        last = event
+    if last is None:
+        return {"time": None, "summary": {}, "open": []}
+    still = open_findings(runtime)
+    found = [
+        e.payload["finding"]
+        for e in store.events(kind=FOUND_KIND)
+        if isinstance(e.payload.get("finding"), dict) and e.payload["finding"].get("id") in still
+    ]
+    latest = {f["id"]: f for f in found}  # the last record of each open finding
+    return {"time": last.time, "summary": last.payload, "open": list(latest.values())[-_MAX_ITEMS:]}
+
+
 def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
     """Collect the evidence: policy, roles, uses, proofs, promotions, the log and its history."""
     from envguard.lineage.verify import checkpoint_verifier, verify_store
@@ -95,7 +115,7 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
         for e in store.events(kind=kind)
     ]
     decisions.sort(key=lambda d: d["seq"])
-    outcomes = Counter(d["outcome"] for d in decisions)
+    outcomes = Counter(d["outcome"] for d in decisions if d["action"] != "scan")
     proofs = [
         {
             "seq": e.seq,
@@ -172,7 +192,11 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
             {"name": i.name, "status": i.status, "reason": i.reason}
             for i in runtime.plugins.plugin_infos()
         ],
-        "data_uses": {"counts": dict(outcomes), "items": decisions[-_MAX_ITEMS:]},
+        "data_uses": {
+            "counts": dict(outcomes),
+            "items": [d for d in decisions if d["action"] != "scan"][-_MAX_ITEMS:],
+        },
+        "scan": _last_scan(runtime),
         "masking_proofs": proofs[-_MAX_ITEMS:],
         "promotions": promotions[-_MAX_ITEMS:],
         "approvals": approvals[-_MAX_ITEMS:],

@@ -177,6 +177,34 @@ def _sections(e: dict[str, Any]) -> dict[str, str]:
                 "No finding: the chain verifies.",
             )
         ),
+        "scan": (
+            (
+                f"<p>Last scan {escape(e['scan']['time'])}: "
+                f"{e['scan']['summary'].get('findings', 0)} finding(s); swept "
+                + escape(
+                    ", ".join(f"{k}: {v}" for k, v in e["scan"]["summary"].get("swept", {}).items())
+                    or "nothing"
+                )
+                + ".</p>"
+                if e["scan"]["time"]
+                else "<p>No scan has been recorded: run <code>envguard audit scan</code>.</p>"
+            )
+            + _table(
+                ["id", "severity", "rule (guideline)", "entity", "evidence", "remedy"],
+                (
+                    [
+                        _code(f["id"]),
+                        escape(f["severity"]),
+                        escape(f"{f['rule']} ({f['guideline']})"),
+                        _code(f["entity"]),
+                        escape(f["message"]),
+                        escape(f["remedy"]),
+                    ]
+                    for f in e["scan"]["open"]
+                ),
+                "No open finding.",
+            )
+        ),
         "violations": _table(
             ["event", "time", "environment", "subject", "verdict", "rules"],
             (
@@ -219,6 +247,7 @@ _TITLES = {
     "promotions": "Promotions",
     "approvals": "Approvals",
     "verification": "Verification of the lineage log",
+    "scan": "Last scan of the real systems (envguard audit scan)",
     "violations": "Violations",
     "alerts": "Alerting",
     "policy_history": "Policy history",

@@ -12,7 +12,13 @@ from __future__ import annotations
 from envguard_dvc.hooks import (
     envguard_add_commands,
     envguard_resolve_origin,
+    envguard_scan,
     envguard_tracked_files,
 )
 
-__all__ = ["envguard_add_commands", "envguard_resolve_origin", "envguard_tracked_files"]
+__all__ = [
+    "envguard_add_commands",
+    "envguard_resolve_origin",
+    "envguard_scan",
+    "envguard_tracked_files",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envguard.hookspecs import hookimpl
 
@@ -13,8 +13,14 @@ if TYPE_CHECKING:
 
     from envguard.decisions import DataLineage
     from envguard.policy import Policy
+    from envguard.scan import Finding, ScanProgress
 
-__all__ = ["envguard_add_commands", "envguard_resolve_origin", "envguard_tracked_files"]
+__all__ = [
+    "envguard_add_commands",
+    "envguard_resolve_origin",
+    "envguard_scan",
+    "envguard_tracked_files",
+]
 
 
 @hookimpl
@@ -74,3 +80,11 @@ def envguard_resolve_origin(subject: str, digest: str | None, policy: Policy) ->
         )
         return replace(lineage, digest=sha, digest_source=source)
     return lineage
+
+
+@hookimpl
+def envguard_scan(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
+    """Sweep the policy's DVC remotes (see :mod:`envguard_dvc.scan`)."""
+    from envguard_dvc.scan import sweep
+
+    return sweep(policy, store, progress)

@@ -20,6 +20,8 @@ import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +42,7 @@ __all__ = [
     "ProcessFacts",
     "apply_decision",
     "current_facts",
+    "standing_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,21 @@ def current_facts() -> ProcessFacts | None:
         facts.tags  # noqa: B018 - resolve everything now, so that errors surface at the first call
     _cache = (runtime, facts)
     return facts
+
+
+@contextmanager
+def standing_aside() -> Iterator[None]:
+    """Within, this process's MLflow calls run plain: the audit scan reads the servers of every
+    environment, and an auditor's read is not a crossing between environments."""
+    global _cache  # noqa: PLW0603
+    from envguard import runtime as runtime_module
+
+    saved = _cache
+    _cache = (runtime_module.current(), None)
+    try:
+        yield
+    finally:
+        _cache = saved
 
 
 def apply_decision(decision: Decision, facts: ProcessFacts) -> None:

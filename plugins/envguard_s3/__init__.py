@@ -18,7 +18,10 @@ from envguard import hookimpl
 if TYPE_CHECKING:
     import click
 
-__all__ = ["envguard_add_commands", "initialize_client_plugin", "install"]
+    from envguard.policy import Policy
+    from envguard.scan import Finding, ScanProgress
+
+__all__ = ["envguard_add_commands", "envguard_scan", "initialize_client_plugin", "install"]
 
 
 @hookimpl
@@ -27,6 +30,14 @@ def envguard_add_commands(cli: click.Group) -> None:
     from envguard_s3.commands import s3_group
 
     cli.add_command(s3_group)
+
+
+@hookimpl
+def envguard_scan(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
+    """Sweep every object of the policy's buckets and prefixes (see :mod:`envguard_s3.scan`)."""
+    from envguard_s3.scan import sweep
+
+    return sweep(policy, store, progress)
 
 
 def install(target: Any = None) -> Any:

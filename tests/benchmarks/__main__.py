@@ -23,6 +23,7 @@ MODULES = [
     "bench_mlflow",
     "bench_audit_lineage",
     "bench_registry",
+    "bench_scan",
 ]
 
 
