@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -239,7 +240,13 @@ class MlflowServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.folder,
-            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING": "false", **self.env},
+            env={
+                **os.environ,
+                "MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING": "false",
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runners to leave behind
+                **self.env,
+            },
+            start_new_session=True,  # its own process group: its workers stop with it
         )
         log.close()
         wait_until(self._healthy, "mlflow server", timeout)
@@ -260,9 +267,10 @@ class MlflowServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

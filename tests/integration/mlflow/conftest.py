@@ -118,7 +118,10 @@ def mlflow_server(site: Site) -> Iterator[str]:
         command,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=clean_environ(MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING="false"),
+        env=clean_environ(
+            MLFLOW_ENABLE_ARTIFACTS_DESTINATION_LOGGING="false",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        ),
         start_new_session=True,
     )
     try:
