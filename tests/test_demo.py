@@ -48,14 +48,16 @@ def test_every_decision_is_the_expected_one(demo: tuple[Path, str]) -> None:
     assert "envguard.env = train" in out  # the allowed run's tags, printed by the script
     assert "needs 2 approval(s)" in out
     assert "separation-of-duties" in out
+    assert "registry-bypass" in out  # the database edit, found by the scan
     assert ": intact" in out
 
 
-def test_the_server_moved_production_and_was_stopped(demo: tuple[Path, str]) -> None:
+def test_production_promoted_then_edited_in_the_database(demo: tuple[Path, str]) -> None:
     workspace, out = demo
     with sqlite3.connect(workspace / "mlflow" / "mlflow.db") as db:
         aliases = dict(db.execute("SELECT alias, version FROM registered_model_aliases"))
-    assert aliases == {"staging": 1, "production": 1}
+    # The server promoted version 1; the demo's database edit then moved @production to 2.
+    assert aliases == {"staging": 1, "production": 2}
     url = next(
         line.split("=", 1)[1].split()[0]
         for line in out.splitlines()

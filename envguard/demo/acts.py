@@ -8,7 +8,9 @@
 4. :func:`smuggling` — the raw file pushed to the development remote, caught by its digest.
 5. :func:`promotion` — to production: refused without approvals, the trainer's own approval
    refused, two approvals, promoted.
-6. :func:`audit` — lineage of the model version, the log verified, the evidence report.
+6. :func:`tampering` — a database edit moves the production alias past the server; the
+   auditor's ``envguard audit scan`` finds it.
+7. :func:`audit` — lineage of the model version, the log verified, the evidence report.
 
 Each act is a function of the :class:`~envguard.demo.story.Story`; a new act slots into
 :data:`ACTS` between two others (after :func:`promotion`, the production alias exists).
@@ -24,7 +26,17 @@ from importlib import resources
 from envguard.demo.data import write_customers
 from envguard.demo.story import SERVER_DEADLINE_S, Step, Story
 
-__all__ = ["ACTS", "MODEL", "audit", "data", "promotion", "setting", "smuggling", "training"]
+__all__ = [
+    "ACTS",
+    "MODEL",
+    "audit",
+    "data",
+    "promotion",
+    "setting",
+    "smuggling",
+    "tampering",
+    "training",
+]
 
 MODEL = "churn"
 VERSION = f"models:/{MODEL}/1"
@@ -298,8 +310,60 @@ def click_bold(text: str) -> str:
     return click.style(text, bold=True)
 
 
-# Hook point for the issue's "a direct database edit that moves the production alias is caught by
-# `envguard audit scan`": an act between `promotion` and `audit` that edits MLflow's
-# registered_model_aliases table in story.server.database (SQLite) and runs the scan, expecting
-# exit 1. It belongs here once `envguard audit scan` exists; until then the demo plays no such step.
-ACTS: list[Callable[[Story], None]] = [setting, data, training, smuggling, promotion, audit]
+def tampering(story: Story) -> None:
+    """Someone with access to MLflow's database goes around the gate; the scan finds it."""
+    import sqlite3
+
+    from envguard.cli.policy_commands import default_policy_text
+
+    story.say(
+        "\nSomeone with write access to MLflow's database registers other weights as version 2"
+        " and moves @production to it with two SQL statements, past the server."
+    )
+    with sqlite3.connect(story.server.database) as db:
+        db.execute(
+            "CREATE TEMP TABLE copied AS SELECT * FROM model_versions WHERE name = ?", (MODEL,)
+        )
+        db.execute("UPDATE copied SET version = 2 WHERE version = 1")
+        db.execute("DELETE FROM copied WHERE version != 2")
+        db.execute("INSERT INTO model_versions SELECT * FROM copied")
+        db.execute(
+            "UPDATE registered_model_aliases SET version = 2 WHERE name = ? AND alias = ?",
+            (MODEL, "production"),
+        )
+    # The auditor's policy names the systems to sweep: this demo's server as the production
+    # registry, and the two DVC remotes (the example buckets do not exist here).
+    text = re.sub(
+        r"(?m)^(mlflow_tracking_uris|mlflow_registry_uris|artifact_locations|s3) = .*$",
+        r"\1 = []",
+        default_policy_text(),
+    )
+    text = text.replace(
+        'mlflow_registry_uris = []\nartifact_locations = []\ndvc_remotes = ["prod-data"]',
+        f'mlflow_registry_uris = ["{story.server.url}"]\nartifact_locations = []\n'
+        'dvc_remotes = ["prod-data"]',
+    )
+    (story.workdir / "auditor.toml").write_text(text, encoding="utf-8")
+    story.run(
+        Step(
+            "The auditor's scan of the real systems (registry, DVC remotes, the log)",
+            ["envguard", "audit", "scan"],
+            1,
+            {"ENVGUARD_CONFIG": "auditor.toml", "ENVGUARD_ENV": "prod"},
+            user="margaret",
+            expect_text=("registry-bypass", "models:/churn/2"),
+            explain="caught: @production points at a version no promotion allowed; the "
+            "remotes' objects carry no envguard tags (no `envguard dvc install` here)",
+        )
+    )
+
+
+ACTS: list[Callable[[Story], None]] = [
+    setting,
+    data,
+    training,
+    smuggling,
+    promotion,
+    tampering,
+    audit,
+]
