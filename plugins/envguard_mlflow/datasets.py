@@ -140,6 +140,9 @@ def find_live_dataset(name: str, mlflow_digest: str) -> Any:
 
 
 _MAX_CANDIDATES = 32
+#: How far up each thread's stack to look: to the script's own frames, whatever the thread is
+#: doing when MLflow's worker logs the dataset (the caller may already be deep in the next call).
+_THREAD_FRAMES = 256
 
 
 def _frames_of_all_threads() -> list[FrameType]:
@@ -161,7 +164,7 @@ def _candidates() -> tuple[list[Any], list[Any]]:
     seen: set[int] = set()
     for top in _frames_of_all_threads():
         frame: FrameType | None = top
-        for _ in range(2 * _FRAMES):
+        for _ in range(_THREAD_FRAMES):
             if frame is None:
                 break
             for value in list(frame.f_locals.values()):
