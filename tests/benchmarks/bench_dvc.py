@@ -5,7 +5,8 @@ DVC-tracked file. Both against the plain tool in the same run, on moto's S3 serv
   in the same process) vs `dvc push` of the same files with ENVGUARD_DISABLE=1, each to a fresh
   bucket. Goal: at most 1.3x.
 - `envguard data check` of a DVC-tracked 1 GB file vs `md5sum` of it. envguard's fixed cost
-  (interpreter, policy, lineage store) is measured on a one-line file in the same repository;
+  (interpreter, policy, lineage store, reading the .dvc file) is measured on a one-line file
+  tracked by DVC in the same repository, so that both take the same path;
   the goal applies to what the 1 GB file adds to it: under 5% of md5sum's time, i.e. the file is
   not read. The whole command's time is reported beside it.
 """
@@ -25,7 +26,7 @@ from typing import Any
 NAME = "dvc"
 FILES = 1000
 BIG = 1 << 30
-RUNS = 3
+RUNS = 5
 PUSH_ROUNDS = 3
 
 BIN = Path(sys.executable).parent
@@ -103,13 +104,18 @@ def _check(root: Path, env: dict[str, str]) -> dict[str, float]:
         for _ in range(BIG >> 20):
             handle.write(block)
     (repo / "tiny.csv").write_text("id\n1\n")
-    subprocess.run([str(BIN / "dvc"), "add", "-q", "big.bin"], cwd=repo, env=env, check=True)
+    subprocess.run(
+        [str(BIN / "dvc"), "add", "-q", "big.bin", "tiny.csv"], cwd=repo, env=env, check=True
+    )
     envguard = str(BIN / "envguard")
     subprocess.run([envguard, "dvc", "sync"], cwd=repo, env=env, check=True, capture_output=True)
     _run(["md5sum", "big.bin"], repo, env)  # warm the page cache for md5sum's benefit
     md5sum = [_run(["md5sum", "big.bin"], repo, env) for _ in range(RUNS)]
-    big = [_run([envguard, "data", "check", "big.bin"], repo, env) for _ in range(RUNS)]
-    tiny = [_run([envguard, "data", "check", "tiny.csv"], repo, env) for _ in range(RUNS)]
+    big: list[float] = []
+    tiny: list[float] = []
+    for _ in range(RUNS):  # interleaved, so that both see the same machine
+        big.append(_run([envguard, "data", "check", "big.bin"], repo, env))
+        tiny.append(_run([envguard, "data", "check", "tiny.csv"], repo, env))
     return {
         "md5sum": statistics.median(md5sum),
         "big": statistics.median(big),
