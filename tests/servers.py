@@ -6,6 +6,7 @@ with a deadline (no sleeps for synchronisation), and is stopped and removed at t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -207,6 +208,22 @@ class MotoServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def stop_process_group(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Stop a server started with ``start_new_session=True`` and every process it started (its
+    process group): SIGTERM, then SIGKILL after ``timeout``, then SIGKILL to any worker that
+    outlived its parent."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 class MlflowServer:
     """A plain ``mlflow server`` (sqlite backend, served artifacts) on a free port of 127.0.0.1."""
 
@@ -267,10 +284,4 @@ class MlflowServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)

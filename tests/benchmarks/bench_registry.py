@@ -25,6 +25,8 @@ from typing import Any
 
 import requests
 
+from tests.servers import stop_process_group
+
 NAME = "registry"
 ROOT = Path(__file__).resolve().parents[2]
 CHAINS, STEPS = 20, 50  # 1,000 ancestors
@@ -69,19 +71,6 @@ def _start(folder: Path, app: str) -> tuple[subprocess.Popen[bytes], str]:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"mlflow server --app-name {app} did not start")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def _seed_lineage(folder: Path, digest: str) -> int:
@@ -201,7 +190,7 @@ def run() -> dict[str, Any]:
                 times[label].append(once(url))
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_process_group(proc)
         shutil.rmtree(folder, ignore_errors=True)
     plain_ms = statistics.median(times["plain"]) * 1000
     guarded_ms = statistics.median(times["envguard"]) * 1000

@@ -4,7 +4,6 @@ over HTTP on 127.0.0.1, started once per test session and stopped at its end."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.servers import stop_process_group
 
 # Healthy in ~10 s on an idle 2-CPU machine; a shared, loaded one has needed 110 s.
 SERVER_DEADLINE_S = 240.0
@@ -143,13 +144,7 @@ def mlflow_server(site: Site) -> Iterator[str]:
             pytest.fail(f"mlflow server exited with {proc.returncode}; see {log.name}")
         yield site.server_url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc, timeout=5)
         log.close()
 
 

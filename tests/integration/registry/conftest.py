@@ -10,11 +10,9 @@ stopped at the end of the session.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,7 @@ import pytest
 import requests
 
 from tests.conftest import EXAMPLE_POLICY
-from tests.servers import PostgresServer, free_port
+from tests.servers import PostgresServer, free_port, stop_process_group
 
 ADMIN = ("admin", "Admin-Password-1234")
 PASSWORDS = {
@@ -172,21 +170,7 @@ def running_server(
             assert response.status_code == 200, response.text
         yield RegistryServer(url, folder, policy, log)
     finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server and every process it started (its process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
-    with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
-        os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")
