@@ -36,49 +36,77 @@ def origins_of(store: SqlLineageStore, entities: list[str]) -> dict[str, str]:
     Two indexed lookups, driven by the entities: their events (``event_entities``' primary
     key), then those events' kinds and payloads (``events``' primary key). A join lets a planner
     start from every origin event of the store instead (SQLite without statistics does), whose
-    cost grows with the store rather than with the question."""
-    cache = _origin_cache(store)
-    found = {e: cache[e] for e in entities if e in cache}
+    cost grows with the store rather than with the question. What this process has read is
+    remembered (:class:`_Origins`): a found origin for good, a missing one up to the sequence
+    number it was looked for, so that the next question reads only the events after it (a
+    dataset used by every run would otherwise cost more with each use)."""
+    memo = _origin_memo(store)
+    found = {e: memo.found[e] for e in entities if e in memo.found}
     wanted = [e for e in entities if e not in found]
     if not wanted:
         return found
-    ee, ev = t.event_entities, t.events
-    store.open()
-    with store.engine.connect() as conn:
-        touching: dict[int, list[str]] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            for entity, seq in conn.execute(
-                sa.select(ee.c.entity, ee.c.seq).where(ee.c.entity.in_(chunk))
-            ):
-                touching.setdefault(int(seq), []).append(entity)
-        seqs = sorted(touching)
-        for start in range(0, len(seqs), _CHUNK):
-            query = (
-                sa.select(ev.c.seq, ev.c.payload)
-                .where(ev.c.seq.in_(seqs[start : start + _CHUNK]), ev.c.kind.in_(ORIGIN_KINDS))
-                .order_by(ev.c.seq)
+    head = int(store.read("SELECT seq FROM chain_head WHERE id = 1")[0][0])
+    by_mark: dict[int, list[str]] = {}
+    for entity in wanted:
+        by_mark.setdefault(memo.checked.get(entity, 0), []).append(entity)
+    touching: dict[int, list[str]] = {}
+    for mark, group in by_mark.items():
+        for start in range(0, len(group), _CHUNK):
+            chunk = group[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = store.read(
+                f"SELECT entity, seq FROM event_entities WHERE entity IN ({marks}) "  # noqa: S608 - placeholders only
+                "AND seq > ? AND seq <= ?",
+                [*chunk, mark, head],
             )
-            for seq, payload in conn.execute(query):
-                origin = json.loads(payload).get("origin")
-                if isinstance(origin, str):
-                    for entity in touching[int(seq)]:
-                        found.setdefault(entity, origin)
-    if len(cache) > _CACHE_MAX:
-        cache.clear()
-    cache.update((e, found[e]) for e in wanted if e in found)
+            for entity, seq in rows:
+                touching.setdefault(int(seq), []).append(entity)
+    seqs = sorted(touching)
+    kinds = ",".join("?" * len(ORIGIN_KINDS))
+    for start in range(0, len(seqs), _CHUNK):
+        chunk_seqs = seqs[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk_seqs))
+        rows = store.read(
+            f"SELECT seq, payload FROM events WHERE seq IN ({marks}) AND kind IN ({kinds}) "  # noqa: S608 - placeholders only
+            "ORDER BY seq",
+            [*chunk_seqs, *ORIGIN_KINDS],
+        )
+        for seq, payload in rows:
+            origin = json.loads(payload).get("origin")
+            if isinstance(origin, str):
+                for entity in touching[int(seq)]:
+                    found.setdefault(entity, origin)
+    memo.remember(wanted, found, head)
     return found
 
 
-def _origin_cache(store: SqlLineageStore) -> dict[str, str]:
-    """The origins this process has read from ``store``. An entity's first recorded origin
-    never changes (the log is append-only and later events come after it), so it is cached;
-    an entity without one is asked again next time."""
-    cache: dict[str, str] | None = getattr(store, "_envguard_origins", None)
-    if cache is None:
-        cache = {}
-        store._envguard_origins = cache  # type: ignore[attr-defined]
-    return cache
+class _Origins:
+    """What this process has read about origins from one store. An entity's first recorded
+    origin never changes (the log is append-only and later events come after it), so it is
+    kept; an entity without one is kept with the sequence number it was looked for up to."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, str] = {}
+        self.checked: dict[str, int] = {}
+
+    def remember(self, wanted: list[str], found: dict[str, str], head: int) -> None:
+        if len(self.found) + len(self.checked) > _CACHE_MAX:
+            self.found.clear()
+            self.checked.clear()
+        for entity in wanted:
+            if entity in found:
+                self.found[entity] = found[entity]
+                self.checked.pop(entity, None)
+            else:
+                self.checked[entity] = head
+
+
+def _origin_memo(store: SqlLineageStore) -> _Origins:
+    memo: _Origins | None = getattr(store, "_envguard_origins", None)
+    if memo is None:
+        memo = _Origins()
+        store._envguard_origins = memo  # type: ignore[attr-defined]
+    return memo
 
 
 def lineage_origins(
@@ -119,18 +147,20 @@ def lineage_origins(
     return {e: prod_of.get(e) or origins.get(e) for e in entities}
 
 
+_UPSTREAM = (
+    "WITH RECURSIVE up(src, dst, relation) AS ("
+    " SELECT src, dst, relation FROM edges WHERE dst = ?"
+    " UNION SELECT e.src, e.dst, e.relation FROM edges e JOIN up ON e.dst = up.src)"
+    " SELECT src, dst, relation FROM up"
+)
+
+
 def upstream_graph(store: SqlLineageStore, entity: str) -> dict[str, list[tuple[str, str]]]:
     """Every edge upstream of ``entity``, through any number of steps, in one recursive query
     over the ``dst`` index: node -> [(source, relation)]. ``UNION`` (not ``UNION ALL``) makes
     each edge appear once, so a cycle ends the recursion."""
-    e = t.edges
-    seed = sa.select(e.c.src, e.c.dst, e.c.relation).where(e.c.dst == entity)
-    up = seed.cte("upstream", recursive=True)
-    up = up.union(sa.select(e.c.src, e.c.dst, e.c.relation).join(up, e.c.dst == up.c.src))
     graph: dict[str, list[tuple[str, str]]] = {}
-    store.open()
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(up.c.src, up.c.dst, up.c.relation)).all()
+    rows = store.read(_UPSTREAM, [entity])
     for src, dst, relation in sorted((str(a), str(b), str(c)) for a, b, c in rows):
         graph.setdefault(dst, []).append((src, relation))
     return graph

@@ -106,6 +106,8 @@ class SqlLineageStore:
         self.spool = Spool(spool_dir) if spool_dir else None
         self.engine = _make_engine(url, timeout)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = _write_statements(self._marker, self.is_postgres)
         self._ready = False
 
     def _ensure_schema(self) -> None:
@@ -176,13 +178,14 @@ class SqlLineageStore:
         return written[len(written) - len(stamped) :]
 
     def _append_locked(self, conn: Connection, drafts: Sequence[EventDraft]) -> list[Event]:
-        query = sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1)
-        if self.is_postgres:
-            query = query.with_for_update()
-        seq, prev = conn.execute(query).one()
-        rows: list[dict[str, Any]] = []
-        entity_rows: list[dict[str, Any]] = []
-        edge_rows: list[dict[str, Any]] = []
+        """Chain and insert ``drafts`` under the chain head's lock. Fixed statements run at the
+        driver level (``exec_driver_sql``, executemany): an observation written at every run's
+        end must cost little beside MLflow's own writes."""
+        sql = self._sql
+        seq, prev = conn.exec_driver_sql(sql["head"]).one()
+        rows: list[tuple[Any, ...]] = []
+        entity_rows: list[tuple[str, int]] = []
+        edge_rows: list[tuple[str, str, str, int]] = []
         written: list[Event] = []
         for draft in drafts:
             seq += 1
@@ -202,25 +205,22 @@ class SqlLineageStore:
             )
             digest = chain_hash(seq, prev, body)
             rows.append(
-                {
-                    "seq": seq,
-                    "time": draft.time,
-                    "actor": draft.actor,
-                    "environment": draft.environment,
-                    "kind": draft.kind,
-                    "entities": entities_json,
-                    "links": links_json,
-                    "payload": payload_json,
-                    "policy_sha256": draft.policy_sha256,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
+                (
+                    seq,
+                    draft.time,
+                    draft.actor,
+                    draft.environment,
+                    draft.kind,
+                    entities_json,
+                    links_json,
+                    payload_json,
+                    draft.policy_sha256,
+                    prev,
+                    digest,
+                )
             )
-            entity_rows.extend({"entity": e, "seq": seq} for e in draft.all_entities())
-            edge_rows.extend(
-                {"src": s, "dst": d, "relation": r, "seq": seq}
-                for s, d, r in dict.fromkeys(map(tuple, links))
-            )
+            entity_rows.extend((e, seq) for e in draft.all_entities())
+            edge_rows.extend((s, d, r, seq) for s, d, r in dict.fromkeys(map(tuple, links)))
             written.append(
                 Event(
                     seq,
@@ -237,12 +237,12 @@ class SqlLineageStore:
                 )
             )
             prev = digest
-        conn.execute(t.events.insert(), rows)
+        conn.exec_driver_sql(sql["event"], rows)  # type: ignore[arg-type]
         if entity_rows:
-            conn.execute(t.event_entities.insert(), entity_rows)
+            conn.exec_driver_sql(sql["entity"], entity_rows)  # type: ignore[arg-type]
         if edge_rows:
-            conn.execute(t.edges.insert(), edge_rows)
-        conn.execute(t.chain_head.update().where(t.chain_head.c.id == 1).values(seq=seq, hash=prev))
+            conn.exec_driver_sql(sql["edge"], edge_rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql["move_head"], (seq, prev))
         if self.signer is not None and self.checkpoint_every:
             for event in written:
                 if event.seq % self.checkpoint_every == 0:
@@ -277,6 +277,27 @@ class SqlLineageStore:
             return self._insert_checkpoint(conn, seq, head)
 
     # -- reading -------------------------------------------------------------------------------
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement through a plain DBAPI cursor (``?`` placeholders,
+        rewritten for the driver), for the hot paths of the gates: a pooled connection with no
+        SQLAlchemy statement building, one statement, one snapshot. ``sql`` is fixed text from
+        the caller; only ``params`` carry values."""
+        self.open()
+        if self._marker != "?":
+            sql = sql.replace("?", self._marker)
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+                if self.is_postgres:
+                    raw.rollback()  # end the read transaction psycopg opened
+        finally:
+            raw.close()
+
     def head(self) -> tuple[int, str]:
         self.open()
         with self.engine.connect() as conn:
@@ -459,6 +480,25 @@ class SqlLineageStore:
         query = sa.select(t.edges).order_by(t.edges.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [Edge(r.src, r.dst, r.relation, r.seq) for r in conn.execute(query)]
+
+
+_WRITES = {
+    "head": "SELECT seq, hash FROM chain_head WHERE id = 1",
+    "event": "INSERT INTO events (seq, time, actor, environment, kind, entities, links, payload,"
+    " policy_sha256, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "entity": "INSERT INTO event_entities (entity, seq) VALUES (?, ?)",
+    "edge": "INSERT INTO edges (src, dst, relation, seq) VALUES (?, ?, ?, ?)",
+    "move_head": "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1",
+}
+
+
+def _write_statements(marker: str, postgres: bool) -> dict[str, str]:
+    """The appender's fixed statements, in the driver's placeholder style; PostgreSQL locks the
+    chain head row (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock)."""
+    out = {name: sql.replace("?", marker) for name, sql in _WRITES.items()}
+    if postgres:
+        out["head"] += " FOR UPDATE"
+    return out
 
 
 def _event(row: Any) -> Event:
