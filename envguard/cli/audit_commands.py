@@ -39,15 +39,21 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option(
+    "--indexes",
+    is_flag=True,
+    help="Also check what is derived from the events (their query columns, the entity index "
+    "and the lineage graph) against the events: slower, every event's body is parsed.",
+)
 @json_option
-def audit_verify(as_json: bool) -> None:
+def audit_verify(indexes: bool, as_json: bool) -> None:
     """Re-verify the whole hash chain and every signed checkpoint. Exit 1 on any finding."""
     from envguard.lineage.verify import checkpoint_verifier, verify_store
     from envguard.runtime import current
 
     runtime = current()
     store = runtime.store
-    report = verify_store(store, checkpoint_verifier(runtime.policy))
+    report = verify_store(store, checkpoint_verifier(runtime.policy), indexes=indexes)
     report.pending_spool = store.spool.count() if store.spool else 0
     if as_json:
         emit_json({"store": store.safe_url, **report.to_dict()})
@@ -57,9 +63,10 @@ def audit_verify(as_json: bool) -> None:
             if report.ok
             else click.style("NOT intact", fg="red", bold=True)
         )
+        checked = ", indexes checked" if indexes else ""
         click.echo(
             f"{store.safe_url}: {report.events} events, {report.checkpoints} signed "
-            f"checkpoints: {state}"
+            f"checkpoints{checked}: {state}"
         )
         for finding in report.findings:
             click.echo(f"  - event {finding.seq}: {finding.problem}: {finding.message}")

@@ -12,22 +12,25 @@ where ``prev_hash`` is the hash of event ``n - 1`` (64 zeros for the first event
 the canonical JSON of the other fields: an object with the keys ``actor``, ``entities``,
 ``environment``, ``kind``, ``links``, ``payload``, ``policy_sha256``, ``time``, keys sorted at
 every level, no whitespace, non-ASCII escaped, i.e. Python's
-``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)``. A third party
-re-verifies the log with::
+``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)``. The store keeps
+that body as it was hashed (the ``body`` column); its ``time``, ``actor``, ``environment``,
+``kind`` and ``policy_sha256`` columns are copies for queries. A third party re-verifies the log,
+and the copies, with::
 
     import hashlib, json, sqlite3
     db = sqlite3.connect(".envguard/lineage.db")
     prev, expected = "0" * 64, 1
-    rows = db.execute("SELECT seq, time, actor, environment, kind, entities, links, payload,"
-                      " policy_sha256, prev_hash, hash FROM events ORDER BY seq")
-    for seq, time, actor, env, kind, entities, links, payload, policy, prev_col, digest in rows:
+    names = ("time", "actor", "environment", "kind", "policy_sha256")
+    rows = db.execute(f"SELECT seq, body, prev_hash, hash, {', '.join(names)} FROM events"
+                      " ORDER BY seq")
+    for seq, body, prev_col, digest, *copies in rows:
         assert seq == expected, f"event {expected} is missing"
-        body = json.dumps({"actor": actor, "entities": json.loads(entities),
-                           "environment": env, "kind": kind, "links": json.loads(links),
-                           "payload": json.loads(payload), "policy_sha256": policy,
-                           "time": time}, sort_keys=True, separators=(",", ":"))
+        event = json.loads(body)
+        canonical = json.dumps(event, sort_keys=True, separators=(",", ":"))
         computed = hashlib.sha256(f"{seq}\\n{prev}\\n{body}".encode()).hexdigest()
-        assert prev_col == prev and computed == digest, f"event {seq} was altered"
+        assert body == canonical and prev_col == prev and computed == digest, \\
+            f"event {seq} was altered"
+        assert copies == [event[n] for n in names], f"event {seq}'s columns were altered"
         prev, expected = digest, seq + 1
     print("chain intact up to", expected - 1)
 """

@@ -18,7 +18,7 @@ from envguard.lineage.schema import SCHEMA_REVISION
 __all__ = ["ensure_schema", "schema_revision"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-KNOWN = {"0001"}
+KNOWN = {"0001", "0002"}
 _PG_LOCK = 0x656E7667  # "envg": serialises concurrent migrations on PostgreSQL
 
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from envguard.decisions import DataLineage
-from envguard.lineage import schema as t
 
 if TYPE_CHECKING:
     from envguard.lineage.sql import SqlLineageStore
@@ -67,12 +64,15 @@ def origins_of(store: SqlLineageStore, entities: list[str]) -> dict[str, str]:
         chunk_seqs = seqs[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk_seqs))
         rows = store.read(
-            f"SELECT seq, payload FROM events WHERE seq IN ({marks}) AND kind IN ({kinds}) "  # noqa: S608 - placeholders only
+            f"SELECT seq, body FROM events WHERE seq IN ({marks}) AND kind IN ({kinds}) "  # noqa: S608 - placeholders only
             "ORDER BY seq",
             [*chunk_seqs, *ORIGIN_KINDS],
         )
-        for seq, payload in rows:
-            origin = json.loads(payload).get("origin")
+        for seq, body in rows:
+            event = json.loads(body)
+            if event.get("kind") not in ORIGIN_KINDS:
+                continue  # the kind column is an index copy: the record decides
+            origin = (event.get("payload") or {}).get("origin")
             if isinstance(origin, str):
                 for entity in touching[int(seq)]:
                     found.setdefault(entity, origin)
@@ -250,21 +250,22 @@ def _proof_for(store: SqlLineageStore, policy: Policy, src: str, dst: str) -> st
     recorded proof holds."""
     from envguard.proofs import verify_envelope
 
-    query = (
-        sa.select(t.events.c.entities, t.events.c.payload)
-        .join(t.edges, t.edges.c.seq == t.events.c.seq)
-        .where(t.edges.c.src == src, t.edges.c.dst == dst, t.edges.c.relation == "masked")
-        .order_by(t.events.c.seq.desc())
-    )
     known = [h["sha256"] for h in store.policy_history()]
     subject = dst.removeprefix("sha256:")
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
+    rows = store.read(
+        "SELECT ev.body FROM events ev JOIN edges ed ON ed.seq = ev.seq "
+        "WHERE ed.src = ? AND ed.dst = ? AND ed.relation = 'masked' ORDER BY ev.seq DESC",
+        [src, dst],
+    )
     sha = subject if dst.startswith("sha256:") else None
-    for entities, payload in rows:
-        data = json.loads(payload)
+    for (body,) in rows:
+        event = json.loads(body)
+        if not any(link[:3] == [src, dst, "masked"] for link in event.get("links", [])):
+            continue  # an index row that its event does not hold
+        data = event.get("payload") or {}
+        entities = event.get("entities") or []
         envelopes = dict(data.get("envelopes") or {})
-        proofs = [e for e in json.loads(entities) if str(e).startswith("proof:")]
+        proofs = [e for e in entities if str(e).startswith("proof:")]
         if isinstance(data.get("envelope"), dict) and proofs:
             envelopes.setdefault(proofs[0], data["envelope"])
         for proof, envelope in envelopes.items():

@@ -1,8 +1,12 @@
 """The lineage store's tables (SQLAlchemy Core). Migrations in ``migrations/`` create them.
 
-``events`` is the log itself, append-only and hash-chained. ``chain_head`` holds one row, the
-last sequence number and hash: appenders lock it (``SELECT ... FOR UPDATE`` on PostgreSQL, a
-``BEGIN IMMEDIATE`` transaction on SQLite) so that concurrent writers never fork the chain.
+``events`` is the log itself, append-only and hash-chained. Each row's ``body`` is the event as
+it was hashed (canonical JSON): the record. Its ``time``, ``actor``, ``environment``, ``kind``
+and ``policy_sha256`` columns are copies kept for indexed queries, like the index tables below;
+readers take the event from the body, and ``envguard audit verify --indexes`` checks the copies.
+``chain_head`` holds one row, the last sequence number and hash: appenders lock it
+(``SELECT ... FOR UPDATE`` on PostgreSQL, a ``BEGIN IMMEDIATE`` transaction on SQLite) so that
+concurrent writers never fork the chain.
 ``event_entities`` and ``edges`` are indexes derived from the events, for queries whose cost
 grows with the answer, not the store. ``checkpoints`` are signed heads of the chain.
 """
@@ -32,7 +36,7 @@ __all__ = [
 ]
 
 #: The alembic revision this code expects (the newest in migrations/versions).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -44,10 +48,8 @@ events = Table(
     Column("actor", Text, nullable=False),
     Column("environment", String(64), nullable=False),
     Column("kind", String(64), nullable=False),
-    Column("entities", Text, nullable=False),
-    Column("links", Text, nullable=False),
-    Column("payload", Text, nullable=False),
     Column("policy_sha256", String(64), nullable=False),
+    Column("body", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_events_kind_seq", "kind", "seq"),

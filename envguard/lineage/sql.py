@@ -26,7 +26,7 @@ from envguard.lineage.events import (
 )
 from envguard.lineage.spool import Spool
 
-__all__ = ["Checkpoint", "Edge", "SqlLineageStore"]
+__all__ = ["Checkpoint", "Edge", "SqlLineageStore", "event_from_body"]
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +211,8 @@ class SqlLineageStore:
                     draft.actor,
                     draft.environment,
                     draft.kind,
-                    entities_json,
-                    links_json,
-                    payload_json,
                     draft.policy_sha256,
+                    body,
                     prev,
                     digest,
                 )
@@ -237,11 +235,11 @@ class SqlLineageStore:
                 )
             )
             prev = digest
-        conn.exec_driver_sql(sql["event"], rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql["event"], rows)
         if entity_rows:
-            conn.exec_driver_sql(sql["entity"], entity_rows)  # type: ignore[arg-type]
+            conn.exec_driver_sql(sql["entity"], entity_rows)
         if edge_rows:
-            conn.exec_driver_sql(sql["edge"], edge_rows)  # type: ignore[arg-type]
+            conn.exec_driver_sql(sql["edge"], edge_rows)
         conn.exec_driver_sql(sql["move_head"], (seq, prev))
         if self.signer is not None and self.checkpoint_every:
             for event in written:
@@ -330,31 +328,16 @@ class SqlLineageStore:
                 yield _event(row)
 
     def chain_rows(self, batch: int = 20000) -> Iterator[Sequence[Any]]:
-        """Raw rows in sequence order, streamed in batches (for verification)."""
-        columns = [
-            t.events.c[name]
-            for name in (
-                "seq",
-                "time",
-                "actor",
-                "environment",
-                "kind",
-                "entities",
-                "links",
-                "payload",
-                "policy_sha256",
-                "prev_hash",
-                "hash",
-            )
-        ]
+        """(seq, body, prev_hash, hash) in sequence order, streamed in batches."""
+        c = t.events.c
         last = 0
         self.open()
         with self.engine.connect() as conn:
             while True:
                 rows = conn.execute(
-                    sa.select(*columns)
-                    .where(t.events.c.seq > last)
-                    .order_by(t.events.c.seq)
+                    sa.select(c.seq, c.body, c.prev_hash, c.hash)
+                    .where(c.seq > last)
+                    .order_by(c.seq)
                     .limit(batch)
                 ).all()
                 if not rows:
@@ -484,8 +467,8 @@ class SqlLineageStore:
 
 _WRITES = {
     "head": "SELECT seq, hash FROM chain_head WHERE id = 1",
-    "event": "INSERT INTO events (seq, time, actor, environment, kind, entities, links, payload,"
-    " policy_sha256, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "event": "INSERT INTO events (seq, time, actor, environment, kind, policy_sha256, body,"
+    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "entity": "INSERT INTO event_entities (entity, seq) VALUES (?, ?)",
     "edge": "INSERT INTO edges (src, dst, relation, seq) VALUES (?, ?, ?, ?)",
     "move_head": "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1",
@@ -502,20 +485,27 @@ def _write_statements(marker: str, postgres: bool) -> dict[str, str]:
 
 
 def _event(row: Any) -> Event:
+    """An event from its stored row: the record is the body (what the hash covers); the
+    row's other columns are index copies and are not read here."""
+    return event_from_body(row.seq, row.body, row.prev_hash, row.hash)
+
+
+def event_from_body(seq: int, body: str, prev_hash: str, digest: str) -> Event:
     import json
 
+    data = json.loads(body)
     return Event(
-        row.seq,
-        row.time,
-        row.actor,
-        row.environment,
-        row.kind,
-        json.loads(row.entities),
-        [Link(*item) for item in json.loads(row.links)],
-        json.loads(row.payload),
-        row.policy_sha256,
-        row.prev_hash,
-        row.hash,
+        int(seq),
+        data["time"],
+        data["actor"],
+        data["environment"],
+        data["kind"],
+        list(data["entities"]),
+        [Link(*item) for item in data["links"]],
+        dict(data["payload"]),
+        data["policy_sha256"],
+        prev_hash,
+        digest,
     )
 
 

@@ -16,14 +16,16 @@ _SHOWN = 20
 
 
 def check_log(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
-    """``envguard audit verify``: a log that fails verification is one finding, with the first
-    problems as evidence."""
+    """``envguard audit verify --indexes``: a log that fails verification (its chain, its
+    checkpoints, or the indexes the gates query) is one finding, with the first problems as
+    evidence."""
     from envguard.lineage.verify import checkpoint_verifier, verify_store
 
     report = verify_store(
         store,
         checkpoint_verifier(policy),
         progress=lambda n: progress("lineage log events verified", n, None),
+        indexes=True,
     )
     progress("lineage log events verified", report.events, report.events)
     if report.ok:

@@ -81,7 +81,10 @@ def test_verify_checkpoint_and_tampering(data: Path, workspace: Path, envguard_c
     assert ok.json()["ok"] is True
     assert ok.json()["checkpoints"] == 1
     db = sqlite3.connect(workspace / ".envguard" / "lineage.db")
-    db.execute("UPDATE events SET payload = '{}' WHERE seq = 1")
+    db.execute(
+        'UPDATE events SET body = replace(body, \'"origin":"prod"\', \'"origin":"dev"\') '
+        "WHERE seq = 1"
+    )
     db.commit()
     db.close()
     bad = envguard_cli("audit", "verify")

@@ -81,7 +81,13 @@ def test_third_party_verification_snippet_from_the_docs(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
     )
-    assert "event 7 was altered" in result.stderr
+    assert "event 7's columns were altered" in result.stderr
+    with sa.create_engine(f"sqlite:///{db}").begin() as conn:
+        conn.execute(sa.text("UPDATE events SET actor = 'ada', body = replace(body, 'ada', 'eve')"))
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert "event 1 was altered" in result.stderr
 
 
 def test_graph_queries_follow_edges_not_the_store(store: SqlLineageStore) -> None:
@@ -161,7 +167,7 @@ def slicing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.usefixtures("slicing")
 def test_verify_names_each_kind_of_tampering(store: SqlLineageStore, store_url: str) -> None:
     store.append_many([draft(i) for i in range(30)])
-    tamper(store_url, 'UPDATE events SET payload = \'{"i":99,"note":"x"}\' WHERE seq = 5')
+    tamper(store_url, """UPDATE events SET body = replace(body, '"i":4', '"i":99') WHERE seq = 5""")
     assert findings(store) == [(5, "edited")]
     tamper(store_url, "DELETE FROM events WHERE seq IN (10, 11)")
     assert findings(store) == [(5, "edited"), (10, "deleted")]
@@ -198,10 +204,9 @@ def test_verify_finds_an_inserted_event(store: SqlLineageStore, store_url: str) 
     digest = events_module.chain_hash(6, forged_prev, body)
     tamper(
         store_url,
-        "INSERT INTO events (seq, time, actor, environment, kind, entities, links, "
-        "payload, policy_sha256, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00.000000Z', "
-        f"'mallory', 'prod', 'approval.granted', '[]', '[]', '{{}}', '{'p' * 64}', "
-        f"'{forged_prev}', '{digest}')",
+        "INSERT INTO events (seq, time, actor, environment, kind, policy_sha256, body, "
+        "prev_hash, hash) VALUES (6, '2026-01-01T00:00:00.000000Z', 'mallory', 'prod', "
+        f"'approval.granted', '{'p' * 64}', '{body}', '{forged_prev}', '{digest}')",
         "UPDATE chain_head SET seq = 11",
     )
     problems = findings(store)
@@ -333,3 +338,143 @@ def test_unreachable_store_says_which(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(StoreError, match=re.escape(f"lineage store {url}: cannot open")):
         SqlLineageStore(url, timeout=2).open()
+
+
+@pytest.mark.usefixtures("slicing")
+def test_verify_indexes_finds_what_the_gates_would_miss(
+    store: SqlLineageStore, store_url: str
+) -> None:
+    """The chain covers the bodies; ``indexes=True`` also checks what is derived from them."""
+    store.append_many([draft(i) for i in range(12)])
+
+    def index_problems() -> list[tuple[int, str]]:
+        report = verify_store(store, no_signatures, indexes=True)
+        assert report.indexes_checked
+        return [(f.seq, f.message) for f in report.findings]
+
+    assert index_problems() == []
+    assert findings(store) == []
+    # Hide a link from the lineage graph, an entity from the index, an event from --kind.
+    tamper(
+        store_url,
+        "DELETE FROM edges WHERE seq = 4",
+        "DELETE FROM event_entities WHERE seq = 6 AND entity = 'run:5'",
+        "UPDATE events SET kind = 'note' WHERE seq = 8",
+    )
+    assert findings(store) == []  # the chain itself is intact: these rows are not hashed
+    problems = index_problems()
+    assert (
+        4,
+        "the lineage graph lacks sha256:3 -> sha256:4 (derived) of event 4: lineage "
+        "queries would miss it",
+    ) in problems
+    assert (6, "the entity index lacks run:5 of event 6: lineage queries would miss it") in problems
+    assert any(seq == 8 and "columns" in message for seq, message in problems)
+    tamper(
+        store_url,
+        "INSERT INTO edges (src, dst, relation, seq) VALUES ('sha256:3', 'sha256:4', 'derived', 4)",
+        "INSERT INTO event_entities (entity, seq) VALUES ('run:5', 6)",
+        "UPDATE events SET kind = 'derivation' WHERE seq = 8",
+    )
+    assert index_problems() == []
+    # A forged row beside a real event (a 'masked' link it never recorded), and one pointing at
+    # no event at all.
+    tamper(
+        store_url,
+        "INSERT INTO edges (src, dst, relation, seq) VALUES ('sha256:0', 'sha256:9', 'masked', 3)",
+    )
+    assert index_problems() == [
+        (
+            3,
+            "the lineage graph holds sha256:0 -> sha256:9 (masked) for event 3, which the event "
+            "does not hold",
+        )
+    ]
+    tamper(
+        store_url,
+        "DELETE FROM edges WHERE relation = 'masked'",
+        "INSERT INTO event_entities (entity, seq) VALUES ('sha256:ghost', 99)",
+    )
+    assert index_problems() == [
+        (99, "the entity index holds sha256:ghost for event 99, which does not exist")
+    ]
+    tamper(
+        store_url,
+        "DELETE FROM event_entities WHERE seq = 99",
+        "UPDATE events SET prev_hash = '" + "f" * 64 + "' WHERE seq = 10",
+    )
+    assert findings(store) == []  # the hashes chain event 10 to event 9: only the copy changed
+    assert [seq for seq, _ in index_problems()] == [10]
+
+
+def test_a_store_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Schema 0001 kept entities, links and payload in columns; opening it moves them into the
+    hashed body (hashes unchanged) and the chain still verifies."""
+    from alembic import command
+    from alembic.config import Config
+
+    from envguard.lineage.migrate import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        prev = events_module.GENESIS
+        for seq in (1, 2):
+            d = draft(seq)
+            entities = events_module.canonical_json(list(d.entities))
+            links = events_module.canonical_json([link.as_list() for link in d.links])
+            payload = events_module.canonical_json(dict(d.payload))
+            body = events_module.body_text(
+                actor=d.actor,
+                entities_json=entities,
+                environment=d.environment,
+                kind=d.kind,
+                links_json=links,
+                payload_json=payload,
+                policy_sha256=d.policy_sha256,
+                time="2026-11-26T00:00:00.000000Z",
+            )
+            digest = events_module.chain_hash(seq, prev, body)
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events VALUES (:seq, :time, 'ada', 'train', 'derivation', "
+                    ":entities, :links, :payload, :policy, :prev, :hash)"
+                ),
+                {
+                    "seq": seq,
+                    "time": "2026-11-26T00:00:00.000000Z",
+                    "entities": entities,
+                    "links": links,
+                    "payload": payload,
+                    "policy": "p" * 64,
+                    "prev": prev,
+                    "hash": digest,
+                },
+            )
+            conn.execute(
+                sa.text("INSERT INTO edges VALUES (:src, :dst, 'derived', :seq)"),
+                {"src": f"sha256:{seq}", "dst": f"sha256:{seq + 1}", "seq": seq},
+            )
+            for entity in (f"run:{seq}", f"sha256:{seq}", f"sha256:{seq + 1}"):
+                conn.execute(
+                    sa.text("INSERT INTO event_entities VALUES (:e, :seq)"),
+                    {"e": entity, "seq": seq},
+                )
+            prev = digest
+        conn.execute(sa.text("UPDATE chain_head SET seq = 2, hash = :h"), {"h": prev})
+    engine.dispose()
+    store = SqlLineageStore(url)
+    report = verify_store(store, no_signatures, indexes=True)
+    assert report.ok, report.findings
+    assert report.events == 2
+    assert [e.payload for e in store.events()] == [
+        {"i": 1, "note": "ünïcode"},
+        {"i": 2, "note": "ünïcode"},
+    ]
+    store.append(draft(3))
+    assert verify_store(store, no_signatures, indexes=True).ok
+    store.close()
