@@ -31,6 +31,7 @@ __all__ = ["Finding", "VerifyReport", "checkpoint_verifier", "verify_store"]
 PARALLEL_FROM = 200_000
 _COLUMNS = "seq, body, hash"
 _FETCH = 10_000
+_NONE = -(2**64)  # below any sequence number a database can hold
 
 
 @dataclass(frozen=True)
@@ -165,32 +166,31 @@ def _verify_slice(
         found, out.implied = _index_slice(url, low, high)
         out.findings.extend(found)
     findings = out.findings
-    previous: tuple[int, str] | None = None  # (seq, stored hash) of the event before
     reader = _Reader(url)
     sha256 = hashlib.sha256
+    before, before_hash = _NONE, ""  # the event before (none yet in this slice)
     try:
         for rows in reader.batches(low, high):
             out.count += len(rows)
             for seq, body, stored in rows:
                 # The usual case, checked inline: the next number, hashed over the hash before.
                 if (
-                    previous is None
-                    or seq != previous[0] + 1
-                    or sha256(f"{seq}\n{previous[1]}\n{body}".encode()).hexdigest() != stored
+                    seq != before + 1
+                    or sha256(f"{seq}\n{before_hash}\n{body}".encode()).hexdigest() != stored
                 ):
                     prev_col = reader.prev_hash(seq)
                     if chain_hash(seq, prev_col, body) != stored:
                         findings.append(_diagnose(seq, prev_col, body, stored))
-                    if previous is None:
+                    if before == _NONE:
                         out.first = (seq, prev_col)
                     else:
-                        findings.extend(_link(previous, seq, prev_col))
-                previous = (seq, stored)
+                        findings.extend(_link((before, before_hash), seq, prev_col))
+                before, before_hash = seq, stored
                 if seq in wanted:
                     out.hashes[seq] = stored
     finally:
         reader.close()
-    out.last = previous
+    out.last = (before, before_hash) if before != _NONE else None
     return out
 
 
