@@ -3,7 +3,7 @@
 An approval is an ``approval.granted`` event whose payload holds a statement (type
 ``envguard.approval/v1``: id, approver, subject, target environment, time, comment, and what the
 subject is bound to) and an Ed25519 signature over its canonical JSON. Two ways of signing, two
-trust models (``docs/approvals.md``):
+trust models (``docs/mlflow.md``, "Local registries"):
 
 * **server-signed** (a guarded MLflow server's registry): the server authenticated the approver
   and signs with its own key; the event's actor is the approver.
