@@ -55,6 +55,7 @@ class ResolvedData:
     lineage: DataLineage
     digests: list[str]
     reasons: tuple[Reason, ...]
+    digest_source: str | None = None  # the trusted record a plugin took the digest from
 
 
 def resolve_data(
@@ -75,11 +76,12 @@ def resolve_data(
     found: list[DataLineage] = []
     reasons: list[Reason] = []
     plugin_found: list[DataLineage] | None = None
+    source: str | None = None
     if digest is None and hash_file is not None:
         plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, None, policy)
         supplied = next((f for f in plugin_found if f.digest and f.digest_source), None)
         if supplied is not None:
-            digest = supplied.digest
+            digest, source = supplied.digest, supplied.digest_source
             reasons.extend(plugin_errors)
         else:
             digest = hash_file()
@@ -106,7 +108,7 @@ def resolve_data(
         found, lambda name: name in policy.spec.environments and policy.is_prod(name)
     ) or DataLineage(subject, digest)
     lineage = replace(lineage, subject=subject, digest=lineage.digest or digest)
-    return ResolvedData(lineage, digests, tuple(reasons))
+    return ResolvedData(lineage, digests, tuple(reasons), source)
 
 
 def check_data_use(

@@ -152,7 +152,7 @@ class MovementEvaluation:
                 "creators": sorted(m.creators),
                 "approvals": [a.__dict__ for a in m.approvals],
                 "lineage": m.lineage.__dict__,
-                "digest_source": self.subject.data.lineage.digest_source,
+                "digest_source": self.subject.data.digest_source,
             },
         }
 
