@@ -9,6 +9,8 @@ decides again and records it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -49,6 +51,19 @@ def local_context() -> LocalRegistryContext:
     return LocalRegistryContext(current(), store, tracking_uri)
 
 
+@contextmanager
+def _mlflow_input(subject: str) -> Iterator[None]:
+    """MLflow's "does not exist" and "invalid" errors, as envguard's bad input (exit 2)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise InputError(subject, exc.message) from None
+        raise
+
+
 def _print_approval(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(data)
@@ -72,7 +87,8 @@ def approve_local(
     ctx = local_context()
     key = load_approver_key(key_file, ctx.runtime.environ)
     target, _, _ = resolve_move(ctx, to)
-    approval = grant_local_approval(ctx, name, version, target, key, comment)
+    with _mlflow_input(f"models:/{name}/{version}"):
+        approval = grant_local_approval(ctx, name, version, target, key, comment)
     data = {"approval": approval.statement, "keyid": approval.keyid}
     _print_approval({**data, "signature": approval.signature}, as_json)
 
@@ -103,7 +119,8 @@ def promote_local(model_version: str, to: str, dry_run: bool, as_json: bool) -> 
     name, version = parse_model_version(model_version)
     ctx = local_context()
     target, kind, move = resolve_move(ctx, to)
-    evaluation = PromotionGate(ctx).evaluate(name, version, target, ctx.runtime.actor)
+    with _mlflow_input(model_version):
+        evaluation = PromotionGate(ctx).evaluate(name, version, target, ctx.runtime.actor)
     data: dict[str, Any] = {
         "target_env": target,
         "move": {"kind": kind, "name": move},

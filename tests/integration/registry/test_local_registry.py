@@ -128,6 +128,11 @@ def test_local_registry_refuses_then_allows_after_signed_approvals(
     assert check.exit_code == 1, check.stdout + check.stderr
     assert [r["rule"] for r in check.json()["decision"]["reasons"]] == ["approvals"]
 
+    missing = envguard_cli("promote", "models:/fraud/9", "--to", "prod", "--dry-run")
+    assert missing.exit_code == 2
+    assert "models:/fraud/9:" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
     # Self-approval: ada trained it (envguard.actor of the run); refused, nothing recorded.
     own = envguard_cli("approve", "models:/fraud/1", "--to", "prod", "--key-file", str(keys["ada"]))
     assert own.exit_code == 1
