@@ -174,9 +174,13 @@ def test_local_registry_refuses_then_allows_after_signed_approvals(
     final = script(tmp_path, "promote", ENVGUARD_ENV="prod", ENVGUARD_ACTOR="margaret")
     assert final["moved"] == ["@production"]
     assert final["denied"]["delete @production"]["rules"] == ["protected-alias"]  # type: ignore[index]
+    # envguard promote moves through MLflow too (the stage, this time), decided twice.
+    staged = envguard_cli("promote", "models:/fraud/1", "--to", "Production", "--json")
+    assert staged.exit_code == 0, staged.stdout + staged.stderr
+    assert staged.json()["moved"] is True
     log = envguard_cli("audit", "log", "--entity", "models:/fraud/1", "--json").json()
     kinds = [(e["kind"], e["actor"]) for e in log]
-    assert ("promotion.allowed", "margaret") in kinds
+    assert kinds.count(("promotion.allowed", "margaret")) == 2
     assert kinds.count(("promotion.denied", "ada")) == 2  # the two refusals in `train`
 
 
