@@ -23,7 +23,7 @@ origin or lineage: production data stays production data wherever it is moved.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,7 @@ def dataset_environment(store: SqlLineageStore, entity: str) -> str | None:
     """Where the dataset is now: its last ``data.moved`` target, else its recorded origin."""
     from envguard.lineage.origin import origins_of
 
-    moved = [e for e in store.events(kind=MOVED, entity=entity)]
+    moved = list(store.events(kind=MOVED, entity=entity))
     if moved:
         return str(moved[-1].payload.get("to") or "") or None
     return origins_of(store, [entity]).get(entity)
@@ -316,9 +316,7 @@ def grant_data_approval(
         payload={"statement": statement, **signature},
         environment=target,
     )
-    from dataclasses import replace
-
-    draft = replace(draft, actor=approver)
+    draft = replace(draft, actor=approver)  # the signer named by the key, not the process
     event = store.append(draft, required=True)
     seq = event.seq if event is not None else 0
     return RecordedApproval(statement, seq, approver, signature["keyid"], signature["signature"])
