@@ -322,7 +322,10 @@ def _lineage_for_model(policy: Policy, data: DataLineage, requirement: str) -> I
 
 
 def decide_data_movement(policy: Policy, move: DataMovement) -> Decision:
-    """May data move from one environment to another? (I&S-05 guideline 9)."""
+    """May data move from one environment to another? (I&S-05 guideline 9). The target's
+    promotion rule applies as to a model version: approvals (roles, separation of duties from
+    whoever registered or produced the data), allowed source environments, and lineage
+    (production data into a non-production environment only with a masking proof)."""
     from envguard.policy.schema import PromotionRule
 
     policy.environment(move.to_env)
@@ -330,5 +333,18 @@ def decide_data_movement(policy: Policy, move: DataMovement) -> Decision:
     reasons = list(
         _approval_reasons(policy, rule, move.to_env, move.subject, move.approvals, move.creators)
     )
-    reasons.extend(_lineage_reasons(policy, move.to_env, move.lineage))
+    if rule.allowed_sources and move.from_env not in rule.allowed_sources:
+        reasons.append(
+            Reason(
+                "allowed-sources",
+                f"{move.subject} is in {move.from_env or 'an unknown'!r} environment; "
+                f"{move.to_env!r} accepts data only from {', '.join(rule.allowed_sources)}",
+                f"move it to {rule.allowed_sources[0]!r} first: envguard data promote "
+                f"{move.subject} --to {rule.allowed_sources[0]}"
+                if move.from_env
+                else "record where it comes from: envguard data register PATH --env ENV",
+                guideline=9,
+            )
+        )
+    reasons.extend(_lineage_reasons(policy, move.to_env, move.lineage, rule.lineage))
     return conclude("data-movement", move.subject, reasons, policy, move.to_env)

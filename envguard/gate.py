@@ -22,7 +22,7 @@ record that guards production is always written before the decision returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from envguard.decisions import DataLineage, Decision, Reason, conclude, decide_data_use
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from envguard.lineage.events import EventDraft, Link
     from envguard.runtime import Runtime
 
-__all__ = ["check_data_use", "merge_lineage", "record_decision"]
+__all__ = ["ResolvedData", "check_data_use", "merge_lineage", "record_decision", "resolve_data"]
 
 
 def merge_lineage(found: list[DataLineage], is_prod: Callable[[str], bool]) -> DataLineage | None:
@@ -46,42 +46,46 @@ def merge_lineage(found: list[DataLineage], is_prod: Callable[[str], bool]) -> D
     return next((f for f in found if f.origin_env), found[0])
 
 
-def check_data_use(
+@dataclass(frozen=True)
+class ResolvedData:
+    """What the gates know of one piece of data: its lineage (subject, digest, origin, chain,
+    masking proof), every digest it is known by, and the reasons its lineage may be wrong
+    (a store that could not be read, a plugin that failed)."""
+
+    lineage: DataLineage
+    digests: list[str]
+    reasons: tuple[Reason, ...]
+    digest_source: str | None = None  # the trusted record a plugin took the digest from
+
+
+def resolve_data(
     runtime: Runtime,
     subject: str,
     digest: str | None,
     *,
-    run: str | None = None,
-    record: bool = True,
     also: Sequence[str] = (),
     hash_file: Callable[[], str] | None = None,
     entities: Sequence[str] = (),
-    defer: Callable[[EventDraft], None] | None = None,
-) -> Decision:
-    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
-    ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
-    ``also``: other digests of the same data, e.g. of the file a DataFrame was read from;
-    ``entities``: other lineage entities naming the same content, e.g. ``dvc-md5:HEX`` as a DVC
-    file records it; ``defer``: see the module's docstring).
-    One decision, recorded once, whatever number of digests."""
+) -> ResolvedData:
+    """The lineage of ``subject`` from the lineage store and the plugins
+    (``envguard_resolve_origin``); arguments as :func:`check_data_use`'s."""
     from envguard.lineage import dataset_entity
     from envguard.lineage.origin import resolve_lineage
 
     policy = runtime.policy
-    env = runtime.environment
     found: list[DataLineage] = []
     reasons: list[Reason] = []
     plugin_found: list[DataLineage] | None = None
+    source: str | None = None
     if digest is None and hash_file is not None:
         plugin_found, plugin_errors = runtime.plugins.resolve_origin(subject, None, policy)
         supplied = next((f for f in plugin_found if f.digest and f.digest_source), None)
         if supplied is not None:
-            digest = supplied.digest
+            digest, source = supplied.digest, supplied.digest_source
             reasons.extend(plugin_errors)
         else:
             digest = hash_file()
             plugin_found = None
-    store = None
     digests = [d for d in (digest, *also) if d]
     if digests or entities:
         try:
@@ -104,6 +108,35 @@ def check_data_use(
         found, lambda name: name in policy.spec.environments and policy.is_prod(name)
     ) or DataLineage(subject, digest)
     lineage = replace(lineage, subject=subject, digest=lineage.digest or digest)
+    return ResolvedData(lineage, digests, tuple(reasons), source)
+
+
+def check_data_use(
+    runtime: Runtime,
+    subject: str,
+    digest: str | None,
+    *,
+    run: str | None = None,
+    record: bool = True,
+    also: Sequence[str] = (),
+    hash_file: Callable[[], str] | None = None,
+    entities: Sequence[str] = (),
+    defer: Callable[[EventDraft], None] | None = None,
+) -> Decision:
+    """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
+    ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
+    ``also``: other digests of the same data, e.g. of the file a DataFrame was read from;
+    ``entities``: other lineage entities naming the same content, e.g. ``dvc-md5:HEX`` as a DVC
+    file records it; ``defer``: see the module's docstring).
+    One decision, recorded once, whatever number of digests."""
+    from envguard.lineage import dataset_entity
+
+    policy = runtime.policy
+    env = runtime.environment
+    resolved = resolve_data(
+        runtime, subject, digest, also=also, hash_file=hash_file, entities=entities
+    )
+    lineage, digests, reasons = resolved.lineage, resolved.digests, list(resolved.reasons)
     core = decide_data_use(policy, env.name, lineage)
     reasons = [*core.reasons, *reasons, *runtime.plugins.check_data_use(env, lineage, policy)]
     decision = conclude("data-use", subject, reasons, policy, env.name)

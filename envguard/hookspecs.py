@@ -118,7 +118,8 @@ def envguard_check_data_use(
 def envguard_check_promotion(request: PromotionRequest, policy: Policy) -> list[Reason] | None:
     """Add reasons to deny a model version's promotion, beyond the core's rules.
 
-    Called by the server-side gate and by ``envguard promote`` before the move.
+    Called by the server-side gate, by the registry store wrapper of a local registry (no
+    server), and by ``envguard promote`` before the move.
 
     :return: reasons (empty or ``None`` for none). All plugins' reasons are combined. Fails closed.
     """
@@ -127,6 +128,10 @@ def envguard_check_promotion(request: PromotionRequest, policy: Policy) -> list[
 @hookspec
 def envguard_check_data_movement(move: DataMovement, policy: Policy) -> list[Reason] | None:
     """Add reasons to deny moving data between environments (I&S-05 guideline 9).
+
+    Called by ``envguard data promote`` (:mod:`envguard.movement`) after the core's rules,
+    ``move`` holding every fact: the dataset (``sha256:HEX``), where it is and where it goes,
+    the actor, its lineage, its approvals and who registered or produced it.
 
     :return: reasons (empty or ``None`` for none). All plugins' reasons are combined. Fails closed.
     """

@@ -153,13 +153,18 @@ def test_emergency_override_is_explicit_and_recorded(policy: Policy) -> None:
 
 
 def test_data_movement_needs_target_approvals_and_masking(policy: Policy) -> None:
-    to_prod = DataMovement("curated.csv", "train", "prod", "ada", DataLineage("curated.csv"))
+    to_prod = DataMovement("curated.csv", "test", "prod", "ada", DataLineage("curated.csv"))
     decision = decide_data_movement(policy, to_prod)
     assert [r.rule for r in decision.reasons] == ["approvals"]
     assert decision.reasons[0].guideline == 9
+    skipping_test = DataMovement("curated.csv", "train", "prod", "ada", DataLineage("c"))
+    assert [r.rule for r in decide_data_movement(policy, skipping_test).reasons] == [
+        "approvals",
+        "allowed-sources",
+    ]
     approved = DataMovement(
         "curated.csv",
-        "train",
+        "test",
         "prod",
         "ada",
         DataLineage("curated.csv"),
@@ -171,5 +176,22 @@ def test_data_movement_needs_target_approvals_and_masking(policy: Policy) -> Non
     assert decide_data_movement(policy, approved).allowed
     raw_to_test = DataMovement("raw.csv", "prod", "test", "ada", RAW)
     assert [r.rule for r in decide_data_movement(policy, raw_to_test).reasons] == [
-        "prod-data-in-non-prod"
+        "allowed-sources",
+        "prod-data-in-non-prod",
     ]
+    # Approved by its own producer: separation of duties leaves the count at one.
+    self_approved = DataMovement(
+        "curated.csv",
+        "test",
+        "prod",
+        "grace",
+        DataLineage("curated.csv"),
+        approvals=(
+            Approval("grace", "prod", "curated.csv"),
+            Approval("linus", "prod", "curated.csv"),
+        ),
+        creators=frozenset({"grace"}),
+    )
+    (reason,) = decide_data_movement(policy, self_approved).reasons
+    assert reason.rule == "approvals"
+    assert "separation of duties" in reason.message

@@ -1,14 +1,19 @@
-"""``envguard data register|check``: declare where data comes from; check whether it may be used."""
+"""``envguard data register|check|promote``: declare where data comes from; check whether it may
+be used; move it into another environment under that environment's promotion rule."""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from envguard.cli.output import emit_json, style_outcome
 from envguard.errors import InputError
+
+if TYPE_CHECKING:
+    from envguard.decisions import Decision
 
 __all__ = ["data_group"]
 
@@ -112,3 +117,43 @@ def data_check(paths: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"    fix: {reason.remedy}")
     if any(d.violated for d in results):
         raise SystemExit(1)
+
+
+@data_group.command("promote")
+@click.argument("dataset", metavar="PATH|sha256:HEX")
+@click.option("--to", "to", required=True, metavar="ENV", help="The environment to move it into.")
+@click.option("--dry-run", is_flag=True, help="Evaluate and print; record nothing.")
+@json_option
+def data_promote(dataset: str, to: str, dry_run: bool, as_json: bool) -> int:
+    """Move a dataset into another environment, under that environment's promotion rule.
+
+    The rule of [promotion.ENV] applies as to a model version: approvals (envguard approve
+    PATH --to ENV --key-file KEY), separation of duties, allowed source environments, and
+    lineage (production data into a non-production environment only with a masking proof).
+    On allow the move is recorded (data.moved): later gates find the dataset in ENV. Exit 0
+    allowed, 1 denied (every reason and its fix printed).
+    """
+    from envguard.movement import promote_data
+    from envguard.runtime import current
+
+    evaluation = promote_data(current(), dataset, to, dry_run=dry_run)
+    decision = evaluation.decision
+    if as_json:
+        emit_json({**evaluation.to_dict(), "dry_run": dry_run, "moved": _moved(decision, dry_run)})
+    else:
+        move = evaluation.move
+        click.echo(
+            f"{style_outcome(decision.outcome.value)} {dataset} ({move.subject[:19]}…) "
+            f"from {move.from_env or 'an unknown environment'} to {move.to_env}"
+        )
+        for reason in decision.reasons:
+            click.echo(f"  - {reason}")
+        if _moved(decision, dry_run):
+            click.echo(f"moved: {dataset} is now in {move.to_env!r} (event data.moved)")
+        elif dry_run and decision.allowed:
+            click.echo("dry run: nothing recorded")
+    return 0 if decision.allowed else 1
+
+
+def _moved(decision: Decision, dry_run: bool) -> bool:
+    return decision.allowed and not dry_run

@@ -5,21 +5,33 @@ Client side, a process may not write ``envguard.*`` tags on registered models or
 ``envguard.created_in`` (this process's environment) and ``envguard.model_id``: the OSS registry
 does not persist ``ModelVersion.model_id``, so the LoggedModel id is kept as a tag, taken from the
 ``model_id`` argument or else from a ``models:/m-...`` source.
+
+On a local registry (a database URL or a folder: no server decides for it), setting an alias
+or a stage the policy maps to an environment is a promotion, and deleting such an alias changes
+what the environment serves: both are decided here by the server's promotion rules
+(:mod:`envguard_mlflow.local_registry`), and refused with :class:`~envguard.errors.Denied`
+(``EnvGuardDenied``) listing every reason. Against a server, the server decides.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envguard_mlflow import guards
 from envguard_mlflow.guarded_store import GuardedStore, guard_store
 
+if TYPE_CHECKING:
+    from envguard_mlflow.facts import ProcessFacts
+    from envguard_mlflow.local_registry import LocalRegistryContext
+
 __all__ = ["GuardedRegistryStore", "guard_registry_store", "model_id_from_source"]
 
 
-def guard_registry_store(store: Any, uri: str) -> Any:
+def guard_registry_store(store: Any, uri: str, tracking_uri: str | None = None) -> Any:
     """Give ``store`` (built by MLflow) the guarded subclass of its own class."""
-    return guard_store(store, uri, GuardedRegistryStore)
+    guarded = guard_store(store, uri, GuardedRegistryStore)
+    guarded._envguard_tracking_uri = tracking_uri
+    return guarded
 
 
 def model_id_from_source(source: str) -> str | None:
@@ -34,6 +46,85 @@ class GuardedRegistryStore(GuardedStore):
     """Mixed in before a concrete MLflow registry store class; see the module's docstring."""
 
     _envguard_kind = "registry"
+    _envguard_tracking_uri: str | None
+
+    # -- promotions on a local registry ---------------------------------------------------------
+    def _envguard_local(self, facts: ProcessFacts) -> LocalRegistryContext | None:
+        """The promotion gate's context, when this store is a local registry (else None: a
+        server decides)."""
+        from envguard_mlflow.local_registry import LocalRegistryContext, is_local_registry
+
+        if not is_local_registry(self._envguard_uri):
+            return None
+        import mlflow
+
+        tracking = self._envguard_tracking_uri or mlflow.get_tracking_uri()
+        return LocalRegistryContext(facts.runtime, self, tracking)
+
+    def _envguard_promote(
+        self,
+        facts: ProcessFacts,
+        ctx: LocalRegistryContext,
+        name: Any,
+        version: Any,
+        env: str,
+        move: str,
+    ) -> None:
+        from envguard_mlflow.facts import apply_decision
+        from envguard_mlflow.server.promotion import PromotionGate
+
+        gate = PromotionGate(ctx)
+        decision = gate.decide_and_record(str(name), str(version), env, facts.runtime.actor, move)
+        apply_decision(decision, facts)
+
+    def set_registered_model_alias(self, name: Any, alias: Any, version: Any) -> Any:
+        facts = self._envguard_facts()
+        ctx = self._envguard_local(facts) if facts is not None else None
+        env = facts.policy.env_for_alias(str(alias)) if facts is not None else None
+        if facts and ctx and env and not ctx.is_prompt(str(name), str(version)):
+            self._envguard_promote(facts, ctx, name, version, env, f"alias @{alias}")
+        return super().set_registered_model_alias(name, alias, version)
+
+    def transition_model_version_stage(
+        self, name: Any, version: Any, stage: Any, archive_existing_versions: Any
+    ) -> Any:
+        facts = self._envguard_facts()
+        ctx = self._envguard_local(facts) if facts is not None else None
+        env = facts.policy.env_for_stage(str(stage)) if facts is not None else None
+        if facts and ctx and env:
+            self._envguard_promote(facts, ctx, name, version, env, f"stage {stage}")
+        return super().transition_model_version_stage(
+            name, version, stage, archive_existing_versions
+        )
+
+    def delete_registered_model_alias(self, name: Any, alias: Any) -> Any:
+        facts = self._envguard_facts()
+        env = facts.policy.env_for_alias(str(alias)) if facts is not None else None
+        ctx = self._envguard_local(facts) if facts is not None and env else None
+        if facts is not None and ctx is not None and not ctx.is_prompt(str(name)):
+            from envguard.decisions import Reason, conclude
+            from envguard_mlflow.facts import apply_decision
+
+            reason = Reason(
+                "protected-alias",
+                f"alias @{alias} puts a version of {name!r} into environment {env!r}; deleting "
+                f"it would change what {env!r} serves without a promotion",
+                f"promote the version {env!r} should serve instead: "
+                f"envguard promote models:/{name}/VERSION --to {alias}",
+                guideline=10,
+            )
+            subject = f"models:/{name}@{alias}"
+            decision = conclude("registry-write", subject, [reason], facts.policy, env)
+            ctx.record(
+                "violation.found",
+                actor=facts.runtime.actor,
+                environment=env,
+                entities=[subject],
+                payload={"decision": decision.to_dict()},
+                required=False,
+            )
+            apply_decision(decision, facts)
+        return super().delete_registered_model_alias(name, alias)
 
     def create_registered_model(
         self, name: Any, tags: Any = None, description: Any = None, deployment_job_id: Any = None

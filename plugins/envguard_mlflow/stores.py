@@ -85,4 +85,4 @@ def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> Any
         return store
     from envguard_mlflow.registry_store import guard_registry_store
 
-    return guard_registry_store(store, store_uri)
+    return guard_registry_store(store, store_uri, tracking_uri)

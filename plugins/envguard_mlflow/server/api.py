@@ -30,7 +30,7 @@ from envguard_mlflow.server.approvals import (
     read_approvals,
     sign_statement,
 )
-from envguard_mlflow.server.promotion import PromotionGate, run_entity
+from envguard_mlflow.server.promotion import GateContext, PromotionGate, run_entity
 from envguard_mlflow.server.versions import bind_version, version_uri
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _ok(data: Any) -> Response:
     return Response(json.dumps(data, default=str), status=200, mimetype="application/json")
 
 
-def resolve_move(ctx: ServerContext, to: str) -> tuple[str, str, str]:
+def resolve_move(ctx: GateContext, to: str) -> tuple[str, str, str]:
     """``--to`` (an environment, alias or stage) -> (environment, "alias"|"stage", name)."""
     policy = ctx.policy
     if policy.env_for_alias(to):

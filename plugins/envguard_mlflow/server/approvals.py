@@ -17,16 +17,20 @@ counts only if its signature verifies, it is not revoked, and the version's curr
 from __future__ import annotations
 
 import base64
-import secrets
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from envguard.approvals import (
+    STATEMENT_TYPE,
+    RecordedApproval,
+    approval_entity,
+    new_id,
+    read_approvals,
+)
 from envguard.decisions import Approval
-from envguard.keys import signing_key, verify_signature
+from envguard.keys import signing_key
 from envguard.lineage.events import canonical_json, utc_now
 
 if TYPE_CHECKING:
-    from envguard.lineage.sql import SqlLineageStore
     from envguard.policy import Policy
     from envguard_mlflow.server.versions import VersionBinding
 
@@ -40,19 +44,13 @@ __all__ = [
     "sign_statement",
 ]
 
-STATEMENT_TYPE = "envguard.approval/v1"
-
-
-def approval_entity(approval_id: str) -> str:
-    return f"approval:{approval_id}"
-
 
 def new_statement(
     approver: str, binding: VersionBinding, target_env: str, comment: str = ""
 ) -> dict[str, Any]:
     return {
         "type": STATEMENT_TYPE,
-        "id": secrets.token_hex(8),
+        "id": new_id(),
         "approver": approver,
         "model_version": binding.model_version,
         "target_env": target_env,
@@ -68,93 +66,6 @@ def sign_statement(policy: Policy, statement: dict[str, Any]) -> dict[str, str]:
     key = signing_key(policy)
     signature = key.sign(canonical_json(statement).encode())
     return {"keyid": key.key_id, "signature": base64.b64encode(signature).decode()}
-
-
-@dataclass(frozen=True)
-class RecordedApproval:
-    """An approval as the lineage log holds it, with what envguard found when checking it."""
-
-    statement: dict[str, Any]
-    seq: int
-    recorded_by: str  # the event's actor
-    keyid: str
-    signature: str
-    revoked: dict[str, Any] | None = None
-    problems: tuple[str, ...] = field(default=())
-
-    @property
-    def id(self) -> str:
-        return str(self.statement.get("id", ""))
-
-    @property
-    def valid(self) -> bool:
-        return not self.problems and self.revoked is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.statement,
-            "seq": self.seq,
-            "keyid": self.keyid,
-            "revoked": self.revoked,
-            "valid": self.valid,
-            "problems": list(self.problems),
-        }
-
-
-def _check(policy: Policy, statement: dict[str, Any], payload: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    try:
-        signature = base64.b64decode(str(payload.get("signature", "")), validate=True)
-        verify_signature(
-            policy,
-            "approval",
-            str(payload.get("keyid", "")),
-            signature,
-            canonical_json(statement).encode(),
-        )
-    except (ValueError, TypeError) as exc:
-        problems.append(f"signature: {exc}")
-    if statement.get("type") != STATEMENT_TYPE:
-        problems.append(f"not an {STATEMENT_TYPE} statement")
-    return problems
-
-
-def read_approvals(
-    store: SqlLineageStore, policy: Policy, model_version: str | None = None
-) -> list[RecordedApproval]:
-    """Every approval recorded (of one version, when named), signatures checked, revocations
-    applied, in the order they were granted."""
-    found: dict[str, RecordedApproval] = {}
-    for event in store.events(kind="approval.granted", entity=model_version):
-        payload = event.payload
-        statement = payload.get("statement")
-        if not isinstance(statement, dict):
-            continue
-        problems = _check(policy, statement, payload)
-        if statement.get("approver") != event.actor:
-            problems.append("the recorded actor is not the approver")
-        approval = RecordedApproval(
-            statement,
-            event.seq,
-            event.actor,
-            str(payload.get("keyid", "")),
-            str(payload.get("signature", "")),
-            problems=tuple(problems),
-        )
-        found.setdefault(approval.id, approval)
-    if found:
-        for event in store.events(kind="approval.revoked"):
-            target = str(event.payload.get("id", ""))
-            if target in found and found[target].revoked is None:
-                found[target] = replace(
-                    found[target],
-                    revoked={
-                        "by": event.actor,
-                        "time": event.time,
-                        "comment": event.payload.get("comment", ""),
-                    },
-                )
-    return list(found.values())
 
 
 def decision_approvals(

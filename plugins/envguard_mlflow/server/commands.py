@@ -71,21 +71,63 @@ def _client() -> RegistryClient:
     return RegistryClient()
 
 
+def _local_registry() -> bool:
+    """True when MLflow's registry URI names a local registry (no server decides for it)."""
+    _require_mlflow("this command")
+    import mlflow
+
+    from envguard_mlflow.local_registry import is_local_registry
+
+    return is_local_registry(mlflow.get_registry_uri())
+
+
+def _is_dataset(subject: str) -> bool:
+    return not subject.startswith("models:/")
+
+
+key_file_option = click.option(
+    "--key-file",
+    metavar="FILE",
+    help="Your Ed25519 private key (default $ENVGUARD_APPROVER_KEY), for approvals without a "
+    "server: datasets, and versions in a local registry.",
+)
+
+
 @click.command("approve")
-@click.argument("model_version", metavar="models:/NAME/VERSION")
+@click.argument("subject", metavar="models:/NAME/VERSION|PATH|sha256:HEX")
 @click.option("--to", "to", required=True, metavar="ENV_OR_ALIAS", help="Target environment.")
 @click.option("--comment", default="", help="Why you approve (kept in the record).")
+@key_file_option
 @json_option
-def approve_command(model_version: str, to: str, comment: str, as_json: bool) -> None:
-    """Approve a model version for an environment, as the user MLflow's variables name.
+def approve_command(
+    subject: str, to: str, comment: str, key_file: str | None, as_json: bool
+) -> None:
+    """Approve a model version, or moving a dataset, into an environment.
 
-    The server records the approval, signed with its key and bound to the version's source
-    run and the sha256 of its files. MLFLOW_TRACKING_URI names the envguard-guarded server;
-    MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD the approver.
+    On an envguard-guarded server (MLFLOW_TRACKING_URI is its URL), the server records the
+    approval as the user MLFLOW_TRACKING_USERNAME names, signed with its key and bound to the
+    version's source run and the sha256 of its files. For a dataset (a file or sha256:HEX), and
+    for a version in a local registry (sqlite:///mlflow.db, ...), you sign the approval with
+    your own key (--key-file), which the policy lists under [signers.YOUR_NAME] with purpose
+    approval; it is recorded in the lineage log.
     """
     from envguard_mlflow.server.client import parse_model_version
 
-    name, version = parse_model_version(model_version)
+    if _is_dataset(subject):
+        from envguard_mlflow.local_commands import approve_dataset
+
+        approve_dataset(subject, to, comment, key_file, as_json)
+        return
+    name, version = parse_model_version(subject)
+    if _local_registry():
+        from envguard_mlflow.local_commands import approve_local
+
+        approve_local(name, version, to, comment, key_file, as_json)
+        return
+    if key_file:
+        from envguard.errors import InputError
+
+        raise InputError("--key-file", "a guarded server signs approvals itself; drop --key-file")
     data = _client().call(
         "POST",
         "/api/2.0/envguard/approvals",
@@ -107,11 +149,20 @@ def approvals_group() -> None:
 
 
 @approvals_group.command("list")
-@click.argument("model_version", required=False, metavar="[models:/NAME/VERSION]")
+@click.argument("model_version", required=False, metavar="[models:/NAME/VERSION|PATH|sha256:HEX]")
 @json_option
 def approvals_list(model_version: str | None, as_json: bool) -> None:
-    """List approvals (of one version, when named), with whether each still holds."""
+    """List approvals (of one version or dataset, when named), with whether each still holds.
+
+    From the guarded server for its registry; from the lineage log for datasets and local
+    registries (approver-signed approvals only)."""
     from envguard_mlflow.server.client import parse_model_version
+
+    if (model_version and _is_dataset(model_version)) or _local_registry():
+        from envguard_mlflow.local_commands import list_local
+
+        list_local(model_version, as_json)
+        return
 
     params: dict[str, str] = {}
     if model_version:
@@ -137,7 +188,13 @@ def approvals_list(model_version: str | None, as_json: bool) -> None:
 @click.argument("approval_id", metavar="ID")
 @click.option("--comment", default="", help="Why (kept in the record).")
 def approvals_revoke(approval_id: str, comment: str) -> None:
-    """Revoke an approval you granted (administrators may revoke any)."""
+    """Revoke an approval you granted (administrators may revoke any). With a local registry,
+    an approver-signed approval in the lineage log (anyone may withdraw one; you are named)."""
+    from envguard_mlflow.local_commands import is_dataset_approval, revoke_local
+
+    if is_dataset_approval(approval_id) or _local_registry():
+        revoke_local(approval_id, comment)
+        return
     _client().call(
         "POST", "/api/2.0/envguard/approvals/revoke", {"id": approval_id, "comment": comment}
     )
@@ -164,11 +221,21 @@ def promote_command(
     TO is an environment, an alias or a stage; an environment moves the first alias (else
     stage) the policy maps to it. The move goes through MLflow, so the server decides again
     and records it. With --override REASON the server decides with the override and makes the
-    move itself (event promotion.overridden). Exit 0 allowed, 1 denied.
+    move itself (event promotion.overridden). With a local registry (sqlite:///mlflow.db, ...)
+    the same rules decide in this process, and envguard's registry store decides the move
+    again. Exit 0 allowed, 1 denied.
     """
     from envguard_mlflow.server.client import ServerRefused, parse_model_version
 
     name, version = parse_model_version(model_version)
+    if _local_registry():
+        if override is not None:
+            from envguard.errors import InputError
+
+            raise InputError("--override", "an emergency override is made by a guarded server only")
+        from envguard_mlflow.local_commands import promote_local
+
+        return promote_local(model_version, to, dry_run, as_json)
     client = _client()
     if override is not None and not dry_run:
         if not override.strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from envguard.lineage.events import EventDraft, Link
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from envguard.lineage.sql import SqlLineageStore
     from envguard.policy import Policy
     from envguard.runtime import Runtime
+    from envguard_mlflow.server.versions import VersionBinding
 
 __all__ = [
     "ACTOR_TAG",
@@ -55,6 +56,8 @@ class ServerContext:
 
     runtime: Runtime
     bound_env: str | None
+    #: The server signs approvals with its key for the users it authenticated.
+    personal_approvals: ClassVar[bool] = False
 
     @classmethod
     def load(cls, runtime: Runtime, environ: Mapping[str, str] | None = None) -> ServerContext:
@@ -84,6 +87,12 @@ class ServerContext:
         from mlflow.server.handlers import _get_model_registry_store
 
         return _get_model_registry_store()
+
+    def bind(self, name: str, version: str) -> VersionBinding:
+        """The version's binding, its files read as this server serves them."""
+        from envguard_mlflow.server.versions import bind_version
+
+        return bind_version(self.registry_store(), name, version)
 
     def is_prompt(self, name: str, version: str | None = None) -> bool:
         """Prompts share the registry's alias routes; MLflow marks the registered model or the

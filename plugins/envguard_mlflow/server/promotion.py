@@ -23,8 +23,9 @@ A fact that cannot be gathered is a reason, never a silent allow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from envguard.decisions import (
     DataLineage,
@@ -41,14 +42,17 @@ from envguard_mlflow.server.context import (
     DATASET_DIGEST_TAG,
     ENV_TAG,
     EVALUATES_TAG,
-    ServerContext,
 )
-from envguard_mlflow.server.versions import VersionBinding, bind_version, version_uri
+from envguard_mlflow.server.versions import VersionBinding, version_uri
 
 if TYPE_CHECKING:
-    from envguard.policy import Policy
+    from collections.abc import Mapping
 
-__all__ = ["Evaluation", "PromotionGate", "run_entity"]
+    from envguard.lineage.sql import SqlLineageStore
+    from envguard.policy import Policy
+    from envguard.runtime import Runtime
+
+__all__ = ["Evaluation", "GateContext", "PromotionGate", "run_entity"]
 
 RUN_CREATED = "mlflow.run.created"
 VERSION_CREATED = "mlflow.model_version.created"
@@ -82,10 +86,38 @@ class Evaluation:
         }
 
 
-class PromotionGate:
-    """Evaluates and records promotions of model versions for one server."""
+class GateContext(Protocol):
+    """Where a gate gets its facts: the server's :class:`~.context.ServerContext`, or a local
+    registry's (:mod:`envguard_mlflow.local_registry`)."""
 
-    def __init__(self, ctx: ServerContext) -> None:
+    #: True where approvals must be signed by the approvers themselves (no server).
+    personal_approvals: ClassVar[bool]
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def policy(self) -> Policy: ...
+    @property
+    def store(self) -> SqlLineageStore: ...
+    def tracking_store(self) -> Any: ...
+    def registry_store(self) -> Any: ...
+    def bind(self, name: str, version: str) -> VersionBinding: ...
+    def record(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        environment: str | None,
+        entities: Sequence[str] = (),
+        payload: Mapping[str, Any] | None = None,
+        required: bool = True,
+    ) -> None: ...
+
+
+class PromotionGate:
+    """Evaluates and records promotions of model versions for one server or local registry."""
+
+    def __init__(self, ctx: GateContext) -> None:
         self.ctx = ctx
 
     @property
@@ -178,7 +210,7 @@ class PromotionGate:
         extra: list[Reason] = []
         binding: VersionBinding | None = None
         try:
-            binding = bind_version(registry, name, version)
+            binding = self.ctx.bind(name, version)
         except Exception as exc:  # noqa: BLE001 - an unreadable version fails closed, named
             extra.append(
                 Reason(
@@ -201,7 +233,10 @@ class PromotionGate:
             entities = [uri, *([run_entity(mv.run_id)] if mv.run_id else [])]
             creators.update(self.recorded_creators(*entities))
             approvals = decision_approvals(
-                read_approvals(self.ctx.store, self.policy, uri), binding
+                read_approvals(
+                    self.ctx.store, self.policy, uri, personal=self.ctx.personal_approvals
+                ),
+                binding,
             )
             lineage, reasons = self._lineage(run, target)
             extra.extend(reasons)

@@ -70,20 +70,25 @@ def _repository(download_uri: str) -> tuple[Any, str]:
     return handlers._get_artifact_repository_for_uri(download_uri), ""
 
 
-def download_uri(registry_store: Any, name: str, version: str) -> str:
+def download_uri(
+    registry_store: Any, name: str, version: str, tracking_store: Any | None = None
+) -> str:
     """Where the version's files are: ``runs:/`` and ``models:/`` sources resolved to the
-    run's or logged model's artifact location, as the server's own stores know them."""
-    from mlflow.server.handlers import _get_tracking_store
-
+    run's or logged model's artifact location, as the tracking store knows them (the server's
+    own, unless ``tracking_store`` is given)."""
     uri = str(registry_store.get_model_version_download_uri(name, version))
+    if not uri.startswith(("runs:/", "models:/m-")):
+        return uri
+    if tracking_store is None:
+        from mlflow.server.handlers import _get_tracking_store
+
+        tracking_store = _get_tracking_store()
     if uri.startswith("runs:/"):
         run_id, _, path = uri[len("runs:/") :].partition("/")
-        root = str(_get_tracking_store().get_run(run_id).info.artifact_uri).rstrip("/")
+        root = str(tracking_store.get_run(run_id).info.artifact_uri).rstrip("/")
         return f"{root}/{path}" if path else root
-    if uri.startswith("models:/m-"):
-        model_id = uri[len("models:/") :].split("/", 1)[0]
-        return str(_get_tracking_store().get_logged_model(model_id).artifact_location)
-    return uri
+    model_id = uri[len("models:/") :].split("/", 1)[0]
+    return str(tracking_store.get_logged_model(model_id).artifact_location)
 
 
 def storage_path(registry_store: Any, name: str, version: str) -> str | None:
@@ -97,10 +102,20 @@ def storage_path(registry_store: Any, name: str, version: str) -> str | None:
     return None
 
 
-def bind_version(registry_store: Any, name: str, version: str) -> VersionBinding:
-    """Read every file of the version and bind to it (raises MLflow's errors as they come)."""
+def bind_version(
+    registry_store: Any, name: str, version: str, tracking_store: Any | None = None
+) -> VersionBinding:
+    """Read every file of the version and bind to it (raises MLflow's errors as they come).
+    On a server, the files are read as the server serves them; with ``tracking_store`` (a
+    local registry, no server), through MLflow's artifact repository for their URI."""
     mv = registry_store.get_model_version(name, version)
-    repo, path = _repository(download_uri(registry_store, name, version))
+    uri = download_uri(registry_store, name, version, tracking_store)
+    if tracking_store is None:
+        repo, path = _repository(uri)
+    else:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo, path = get_artifact_repository(uri), ""
     local_dir = getattr(repo, "artifact_dir", None)  # a local folder: read in place, no copy
     if local_dir is not None and type(repo).__name__ == "LocalArtifactRepository":
         here = Path(local_dir, path) if path else Path(local_dir)

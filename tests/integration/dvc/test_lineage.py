@@ -133,3 +133,20 @@ def test_data_check_takes_the_digest_from_dvc_state(repo: Repo, run: Run) -> Non
         handle.write("2\n")  # modified since DVC hashed it: DVC's md5 is no longer trusted
     check_data_use(runtime, str(data), None, hash_file=hash_file, record=False)
     assert hashed == ["read"]
+
+
+def test_data_promote_names_a_dvc_tracked_file_by_the_digest_dvc_recorded(
+    repo: Repo, run: Run
+) -> None:
+    data = write(repo.root / "curated.csv", "id\n" + "1\n" * 100)
+    repo.dvc("add", "-q", "curated.csv")
+    assert run("data", "register", "curated.csv", "--env", "prod").exit_code == 0
+    assert run("dvc", "sync").exit_code == 0
+    promoted = run("data", "promote", "curated.csv", "--to", "test", "--json")
+    assert promoted.exit_code == 1
+    answer = promoted.json()
+    assert answer["dataset"] == f"sha256:{hashlib.sha256(data.read_bytes()).hexdigest()}"
+    assert answer["facts"]["digest_source"].startswith("DVC state: md5")  # the file was not read
+    # This policy has no [promotion.test]: only the lineage rule applies.
+    assert [r["rule"] for r in answer["decision"]["reasons"]] == ["prod-data-in-non-prod"]
+    assert answer["from_env"] == "prod"
