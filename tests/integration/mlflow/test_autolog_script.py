@@ -43,7 +43,8 @@ def test_an_autologged_fit_on_production_data_raises_and_fails_the_run(
     features = pd.read_csv(workdir / "customers.csv").drop(columns=["churned"])
     prod_sha = _register_prod(features)
 
-    uri = f"sqlite:///{workdir}/mlflow.db"
+    uri = guarded.train_uri  # the session's store, created here unless a test did: the
+    MlflowClient(uri).search_experiments()  # script's time is then the script's own
     done = subprocess.run(
         [sys.executable, "train.py"],
         cwd=workdir,
@@ -62,16 +63,17 @@ def test_an_autologged_fit_on_production_data_raises_and_fails_the_run(
     assert "dataset 'dataset' (MLflow digest" in error
     assert "from train.py" in error
 
+    # the refusal, in the script's lineage log, names the data and the run
+    events = runtime.current().store.events(entity=f"sha256:{prod_sha}")
+    (refusal,) = [e for e in events if e.kind == "decision"]
+    assert refusal.payload["decision"]["outcome"] == "deny"
+    (run_id,) = [e.removeprefix("run:") for e in refusal.entities if e.startswith("run:")]
+    assert f"envguard stopped run {run_id}" in error
+
     client = MlflowClient(uri)
-    (run,) = client.search_runs(["0"])
+    run = client.get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.inputs.dataset_inputs == []
-    assert f"envguard stopped run {run.info.run_id}" in error
-    for model in client.search_logged_models(experiment_ids=["0"]):
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    for model in (m for m in models if m.source_run_id == run_id):
         assert model.status.to_string() == "FAILED"  # logged before the refusal: FAILED too
-
-    events = runtime.current().store.events(entity=f"run:{run.info.run_id}")
-    refusals = [e for e in events if e.kind == "decision"]
-    assert len(refusals) == 1
-    assert refusals[0].payload["decision"]["outcome"] == "deny"
-    assert f"sha256:{prod_sha}" in refusals[0].entities
