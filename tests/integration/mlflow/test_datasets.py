@@ -212,8 +212,9 @@ def test_an_autologged_training_set_is_digested_and_gated(guarded: Site) -> None
     assert f"run:{managed.info.run_id}" in decisions[-1].entities
 
 
-def test_an_autologged_production_set_in_warn_mode_trains_and_is_recorded(
-    guarded: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(("mode", "outcome"), [("warn", "warn"), ("audit", "record")])
+def test_an_autologged_production_set_in_warn_or_audit_mode_trains_and_is_recorded(
+    guarded: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str, outcome: str
 ) -> None:
     import mlflow
     import pandas as pd
@@ -222,10 +223,10 @@ def test_an_autologged_production_set_in_warn_mode_trains_and_is_recorded(
     from envguard import runtime
     from tests.integration.mlflow.conftest import write_policy
 
-    monkeypatch.setenv("ENVGUARD_CONFIG", str(write_policy(guarded, tmp_path / "w.toml", "warn")))
+    monkeypatch.setenv("ENVGUARD_CONFIG", str(write_policy(guarded, tmp_path / "p.toml", mode)))
     runtime.reset()
     mlflow.set_tracking_uri(guarded.train_uri)
-    prod = pd.DataFrame({"a": range(30), "b": [i * 5.0 for i in range(30)]})
+    prod = pd.DataFrame({"a": range(30), "b": [i * 5.0 for i in range(30)], mode: 1})
     prod_sha = _register_prod(prod)
     mlflow.sklearn.autolog(log_models=False, log_post_training_metrics=False)
     try:
@@ -239,5 +240,5 @@ def test_an_autologged_production_set_in_warn_mode_trains_and_is_recorded(
     assert {t.key: t.value for t in logged.tags}["envguard.sha256"] == prod_sha
     events = runtime.current().store.events(entity=f"sha256:{prod_sha}")
     used = [e for e in events if e.kind == "dataset.used"]  # allowed, with the violation in it
-    assert used[-1].payload["decision"]["outcome"] == "warn"
+    assert used[-1].payload["decision"]["outcome"] == outcome
     assert [link.dst for link in used[-1].links] == [f"run:{run.info.run_id}"]
