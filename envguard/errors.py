@@ -11,9 +11,22 @@ One root, so that a caller can catch everything envguard means to raise with one
     ├── StoreError                 the lineage store cannot be opened or written
     └── Denied                     a decision denied an action; carries every reason (exit 1)
 
+    EnvGuardDenied (BaseException) every denial: catch this one in user code
+    ├── Denied                     (also an EnvGuardError, above)
+    └── DeniedUnderAutologging     a denial raised where a library swallows ``Exception``
+
 Nothing below the CLI prints or exits: it raises one of these, and the CLI decides how to show
-it. ``Denied`` is also exported as ``EnvGuardDenied`` for integrations whose users meet it inside
-their own code (``mlflow.log_input`` raising ``EnvGuardDenied`` reads well in a traceback).
+it. ``except EnvGuardDenied`` catches every denial envguard raises, wherever it is raised.
+
+Why a second root outside ``Exception``: some libraries run code that calls envguard inside a
+blanket ``except Exception`` that logs and carries on. MLflow's autologging is one: its
+``safe_patch`` turns any ``Exception`` raised while it logs (not by the training function itself)
+into a warning, so a refused production dataset would let ``fit()`` train and return. A denial
+raised there is a :class:`DeniedUnderAutologging`, which derives from ``BaseException`` (as
+``KeyboardInterrupt`` and ``SystemExit`` do, for the same reason: it must stop the program's
+work, not be logged by a generic handler) and from :class:`EnvGuardDenied`, so that
+``except EnvGuardDenied`` still catches it. Everywhere else a denial is a plain :class:`Denied`
+(an ``Exception``), as before. Both carry ``decision`` and the same message.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "Denied",
+    "DeniedUnderAutologging",
     "EnvGuardDenied",
     "EnvGuardError",
     "EnvironmentUnknown",
@@ -37,6 +51,13 @@ __all__ = [
     "PolicyProblem",
     "StoreError",
 ]
+
+
+class EnvGuardDenied(BaseException):
+    """Every denial envguard raises (see the module's docstring for why it is a BaseException:
+    it is never raised itself, only :class:`Denied` and :class:`DeniedUnderAutologging` are)."""
+
+    decision: Decision
 
 
 class EnvGuardError(Exception):
@@ -121,7 +142,7 @@ class StoreError(EnvGuardError):
     """The lineage store cannot be opened, read or written."""
 
 
-class Denied(EnvGuardError):
+class Denied(EnvGuardError, EnvGuardDenied):
     """A decision denied an action. ``decision.reasons`` holds every reason, each with a remedy."""
 
     exit_code = 1
@@ -131,4 +152,14 @@ class Denied(EnvGuardError):
         super().__init__(decision.explain())
 
 
-EnvGuardDenied = Denied
+class DeniedUnderAutologging(EnvGuardDenied):
+    """A denial raised inside MLflow autologging, whose ``safe_patch`` swallows every
+    ``Exception`` its logging code raises: not an ``Exception``, so it stops the user's ``fit()``
+    (see the module's docstring). ``except EnvGuardDenied`` catches it."""
+
+    exit_code = 1
+
+    def __init__(self, decision: Decision, note: str = "") -> None:
+        self.decision = decision
+        self.note = note
+        super().__init__(decision.explain() + (f"\n{note}" if note else ""))

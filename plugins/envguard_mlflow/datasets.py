@@ -9,8 +9,12 @@ sha256 where it can and records both:
   the object is found on the calling frames by identity of name and MLflow digest;
 - else the data an autologger made the dataset from: autologging (``sklearn`` and others) builds
   the dataset from the ``fit`` arguments and logs it from MLflow's worker thread while ``fit``
-  still holds them, so the frames of every thread are searched for a DataFrame or arrays whose
-  MLflow digest is the entity's (the same digest function MLflow used), and that data is hashed;
+  still holds them (scikit-learn's autologger waits for that worker before ``fit`` returns), so
+  the frames of every thread are searched for a DataFrame, arrays or a sparse matrix of the
+  entity's shape (its ``profile``: rows and elements, or features and targets shapes) whose
+  MLflow digest is the entity's (the same digest function MLflow used), and that data is hashed.
+  Only objects of the right shape are digested, so the search reads every frame of every thread
+  however many other arrays they hold;
 - else a source that is a local file: sha256 of the file (cached by path, size and mtime);
 - else none (``sha256`` is ``None``, and the facts say why).
 """
@@ -139,10 +143,59 @@ def find_live_dataset(name: str, mlflow_digest: str) -> Any:
     return None
 
 
-_MAX_CANDIDATES = 32
+#: Without a profile to filter by shape, at most this many candidates of each kind are digested.
+_MAX_UNFILTERED = 32
 #: How far up each thread's stack to look: to the script's own frames, whatever the thread is
 #: doing when MLflow's worker logs the dataset (the caller may already be deep in the next call).
 _THREAD_FRAMES = 256
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The shape an entity's ``profile`` gives its data (None: the profile does not say)."""
+
+    rows: int | None = None  # pandas: rows
+    elements: int | None = None  # pandas: rows x columns
+    features: tuple[int, ...] | None = None  # numpy: features' shape
+    targets: tuple[int, ...] | None = None  # numpy: targets' shape
+
+    @classmethod
+    def of(cls, profile_json: str | None) -> _Shape:
+        try:
+            profile = json.loads(profile_json) if profile_json else {}
+        except ValueError:
+            return cls()
+        if not isinstance(profile, dict):
+            return cls()
+
+        def shape(key: str) -> tuple[int, ...] | None:
+            value = profile.get(key)
+            if isinstance(value, list) and all(isinstance(v, int) for v in value):
+                return tuple(value)
+            return None
+
+        rows, elements = profile.get("num_rows"), profile.get("num_elements")
+        return cls(
+            rows if isinstance(rows, int) else None,
+            elements if isinstance(elements, int) else None,
+            shape("features_shape"),
+            shape("targets_shape"),
+        )
+
+    @property
+    def known(self) -> bool:
+        return self.rows is not None or self.features is not None
+
+    def fits_frame(self, frame: Any) -> bool:
+        if self.rows is None:
+            return not self.known
+        return len(frame) == self.rows and (self.elements is None or frame.size == self.elements)
+
+    def fits_features(self, array: Any) -> bool:
+        return tuple(array.shape) == self.features if self.features else not self.known
+
+    def fits_targets(self, array: Any) -> bool:
+        return tuple(array.shape) == self.targets if self.targets else not self.known
 
 
 def _frames_of_all_threads() -> list[FrameType]:
@@ -152,10 +205,13 @@ def _frames_of_all_threads() -> list[FrameType]:
     return [f for f in (mine, *frames.values()) if f is not None]
 
 
-def _candidates() -> tuple[list[Any], list[Any]]:
-    """DataFrames and arrays (numpy, or pandas Series as arrays) held by any thread's frames."""
+def _candidates(shape: _Shape) -> tuple[list[Any], list[Any]]:
+    """DataFrames and arrays (numpy, pandas Series, scipy sparse matrices) held by any thread's
+    frames that may be the data of an entity of ``shape``."""
     pandas = sys.modules.get("pandas")
     numpy = sys.modules.get("numpy")
+    sparse = sys.modules.get("scipy.sparse")
+    issparse = getattr(sparse, "issparse", None)
     array_types = tuple(
         t for t in (getattr(numpy, "ndarray", None), getattr(pandas, "Series", None)) if t
     )
@@ -168,40 +224,63 @@ def _candidates() -> tuple[list[Any], list[Any]]:
             if frame is None:
                 break
             for value in list(frame.f_locals.values()):
-                if id(value) in seen or len(seen) > 4 * _MAX_CANDIDATES:
+                if id(value) in seen:
                     continue
+                seen.add(id(value))
                 if pandas is not None and isinstance(value, pandas.DataFrame):
-                    seen.add(id(value))
-                    frames_.append(value)
-                elif array_types and isinstance(value, array_types):
-                    seen.add(id(value))
+                    if shape.fits_frame(value):
+                        frames_.append(value)
+                elif _is_array(value, array_types, issparse) and (
+                    shape.fits_features(value) or shape.fits_targets(value)
+                ):
                     arrays.append(value)
             frame = frame.f_back
-    return frames_[:_MAX_CANDIDATES], arrays[:_MAX_CANDIDATES]
+    if not shape.known:
+        return frames_[:_MAX_UNFILTERED], arrays[:_MAX_UNFILTERED]
+    return frames_, arrays
 
 
-def find_autologged_data(mlflow_digest: str) -> Any:
+def _is_array(value: Any, array_types: tuple[type, ...], issparse: Any) -> bool:
+    if array_types and isinstance(value, array_types):
+        return True
+    return bool(issparse is not None and issparse(value))
+
+
+def _dense(array: Any) -> Any:
+    return array.toarray() if hasattr(array, "toarray") else array
+
+
+def find_autologged_data(mlflow_digest: str, profile: str | None = None) -> Any:
     """The data an autologger made a dataset from (see the module's docstring), as an object
-    :func:`data_sha256` reads (``.df``, or ``.features`` and ``.targets``), else None."""
+    :func:`data_sha256` reads (``.df``, or ``.features`` and ``.targets``), else None.
+    ``profile``: the entity's profile JSON, whose shapes narrow the search."""
     try:
         from mlflow.data.digest_utils import compute_numpy_digest, compute_pandas_digest
     except ImportError:
         return None
-    frames_, arrays = _candidates()
+    shape = _Shape.of(profile)
+    frames_, arrays = _candidates(shape)
     for frame in frames_:
         if compute_pandas_digest(frame) == mlflow_digest:
             return SimpleNamespace(df=frame)
-    for features in arrays:
-        if getattr(features, "ndim", 1) < 2 and len(arrays) > 1:
+    features_ = [a for a in arrays if shape.fits_features(a)]
+    for features in features_:
+        if not shape.known and getattr(features, "ndim", 1) < 2 and len(arrays) > 1:
             continue  # features are a matrix; a lone vector is tried as targets below
-        same_length = (a for a in arrays if a is not features and len(a) == len(features))
-        for targets in (None, *same_length):
+        if shape.targets is not None:
+            targets_: list[Any] = [a for a in arrays if a is not features and shape.fits_targets(a)]
+        else:
+            same = [a for a in arrays if a is not features and len(a) == len(features)]
+            targets_ = [None] if shape.known else [None, *same]
+        dense = _dense(features)
+        for targets in targets_:
             try:
-                digest = compute_numpy_digest(features, targets)
+                dense_targets = _dense(targets) if targets is not None else None
+                digest = compute_numpy_digest(dense, dense_targets)
             except Exception:  # noqa: BLE001, S112 - a candidate MLflow cannot digest is not it
                 continue
             if digest == mlflow_digest:
-                return SimpleNamespace(features=features, targets=targets)
+                return SimpleNamespace(features=dense, targets=dense_targets)
     return None
 
 
@@ -239,7 +318,7 @@ def dataset_facts(dataset: Any) -> DatasetFacts:
     source_uri = _source_uri(dataset.source or "")
     live = find_live_dataset(name, mlflow_digest) if mlflow_digest else None
     if live is None and mlflow_digest and str(dataset.source_type or "") == "code":
-        live = find_autologged_data(mlflow_digest)  # an autologger's dataset: source is code
+        live = find_autologged_data(mlflow_digest, getattr(dataset, "profile", None))
     sha, basis = None, "no-data"
     if live is not None:
         sha = data_sha256(live)

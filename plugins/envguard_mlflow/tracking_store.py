@@ -9,6 +9,8 @@ consults no run-context provider, so :meth:`create_run` adds the tags itself.
 
 Every dataset input passes through :meth:`GuardedTrackingStore.admit_dataset_input`: the one place
 where a dataset's digests are known before MLflow records it (the data-use gate belongs there).
+A refusal under MLflow's autologging stops the run (:mod:`envguard_mlflow.autologging`): it is
+marked ``FAILED`` at once, and every later write to it is refused.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envguard_mlflow import guards, reads
+from envguard.errors import Denied, DeniedUnderAutologging
+from envguard_mlflow import autologging, guards, reads
 from envguard_mlflow.datasets import (
     DatasetFacts,
     dataset_facts,
@@ -73,6 +77,24 @@ def record_local_artifacts(facts: ProcessFacts, owner: str, artifact_uri: str) -
                 size=path.stat().st_size,
                 sha256=file_sha256(str(path)),
             )
+
+
+def _described(datasets: Any) -> str:
+    """The dataset inputs autologging logged, as the denial names them: name, MLflow digest and
+    the script that logged them (a code source's ``mlflow.source.name``)."""
+    import json
+
+    named = []
+    for dataset_input in datasets:
+        dataset = dataset_input.dataset
+        try:
+            tags = json.loads(dataset.source or "{}").get("tags") or {}
+        except (ValueError, AttributeError):
+            tags = {}
+        script = tags.get("mlflow.source.name") if isinstance(tags, dict) else None
+        where = f" from {script}" if script else ""
+        named.append(f"dataset {dataset.name!r} (MLflow digest {dataset.digest}){where}")
+    return "the training data of fit(): " + ", ".join(named)
 
 
 class GuardedTrackingStore(GuardedStore):
@@ -135,12 +157,16 @@ class GuardedTrackingStore(GuardedStore):
         return run
 
     def update_run_info(self, run_id: Any, run_status: Any, end_time: Any, run_name: Any) -> Any:
+        from mlflow.entities import RunStatus
+
+        status = run_status if isinstance(run_status, str) else RunStatus.to_string(run_status)
+        if status not in ("FAILED", "KILLED") and autologging.stopped_decision(run_id) is not None:
+            # a run envguard stopped stays FAILED (MLflow ends an autologged run with FINISHED)
+            status, run_status = "FAILED", RunStatus.FAILED
+            end_time = end_time or int(time.time() * 1000)
         result = super().update_run_info(run_id, run_status, end_time, run_name)
         facts = self._envguard_facts()
         if facts is not None:
-            from mlflow.entities import RunStatus
-
-            status = run_status if isinstance(run_status, str) else RunStatus.to_string(run_status)
             self._envguard_state()
             uri = self._envguard_artifact_uris.pop(run_id, None)
             if status in _TERMINAL:
@@ -154,12 +180,14 @@ class GuardedTrackingStore(GuardedStore):
     def set_tag(self, run_id: Any, tag: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None:
+            autologging.refuse_stopped_run(run_id)
             guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}", _DECLARED)
         return super().set_tag(run_id, tag)
 
     def set_tag_async(self, run_id: Any, tag: Any) -> Any:
         facts = self._envguard_facts()
         if facts is not None:
+            autologging.refuse_stopped_run(run_id)
             guards.check_tags(facts, [(tag.key, tag.value)], facts.tags, f"run {run_id}", _DECLARED)
         return super().set_tag_async(run_id, tag)
 
@@ -169,8 +197,20 @@ class GuardedTrackingStore(GuardedStore):
             guards.refuse_tag_delete(facts, str(key), f"run {run_id}")
         return super().delete_tag(run_id, key)
 
+    def log_param(self, run_id: Any, param: Any) -> Any:
+        if self._envguard_facts() is not None:
+            autologging.refuse_stopped_run(run_id)
+        return super().log_param(run_id, param)
+
+    def log_metric(self, run_id: Any, metric: Any) -> Any:
+        if self._envguard_facts() is not None:
+            autologging.refuse_stopped_run(run_id)
+        return super().log_metric(run_id, metric)
+
     def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
         facts = self._envguard_facts()
+        if facts is not None:
+            autologging.refuse_stopped_run(run_id)
         if facts is not None and tags:
             guards.check_tags(
                 facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}", _DECLARED
@@ -179,6 +219,8 @@ class GuardedTrackingStore(GuardedStore):
 
     def log_batch_async(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> Any:
         facts = self._envguard_facts()
+        if facts is not None:
+            autologging.refuse_stopped_run(run_id)
         if facts is not None and tags:
             guards.check_tags(
                 facts, ((t.key, t.value) for t in tags), facts.tags, f"run {run_id}", _DECLARED
@@ -188,9 +230,31 @@ class GuardedTrackingStore(GuardedStore):
     # -- dataset inputs -------------------------------------------------------------------------
     def log_inputs(self, run_id: Any, datasets: Any = None, models: Any = None) -> Any:
         facts = self._envguard_facts()
+        if facts is not None:
+            autologging.refuse_stopped_run(run_id)
         if facts is not None and datasets:
-            datasets = [self.admit_dataset_input(facts, str(run_id), d) for d in datasets]
+            try:
+                datasets = [self.admit_dataset_input(facts, str(run_id), d) for d in datasets]
+            except Denied as denied:
+                if not autologging.under_autologging():
+                    raise  # mlflow.log_input & co.: the caller meets the Denied itself
+                note = autologging.stop_note(str(run_id), _described(datasets))
+                self._stop_run(str(run_id), denied, note)
+                raise DeniedUnderAutologging(denied.decision, note) from denied
         return super().log_inputs(run_id, datasets=datasets, models=models)
+
+    def _stop_run(self, run_id: str, denied: Denied, note: str) -> None:
+        """A refusal under autologging stops the run: FAILED now (and the logged models already
+        made from it), every later write refused (:mod:`envguard_mlflow.autologging`)."""
+        from mlflow.entities import LoggedModelStatus, RunStatus
+
+        made = autologging.stop_run(run_id, denied.decision, note)
+        try:
+            self.update_run_info(run_id, RunStatus.FAILED, int(time.time() * 1000), None)
+            for model_id in made:
+                super().finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+        except Exception as exc:  # noqa: BLE001 - the denial is raised whatever the store says
+            log.warning("envguard: run %s: could not mark it FAILED: %s", run_id, exc)
 
     def admit_dataset_input(
         self, facts: ProcessFacts, run_id: str, dataset_input: DatasetInput
@@ -257,6 +321,7 @@ class GuardedTrackingStore(GuardedStore):
         if facts is not None:
             from mlflow.entities import LoggedModelTag
 
+            autologging.refuse_stopped_run(source_run_id)
             given = list(tags or ())
             guards.check_tags(facts, ((t.key, t.value) for t in given), facts.tags, "new model")
             self._check_experiment(facts, str(experiment_id))
@@ -267,6 +332,7 @@ class GuardedTrackingStore(GuardedStore):
         )
         if facts is not None:
             self._envguard_artifact_uris[model.model_id] = model.artifact_location
+            autologging.model_made(source_run_id, model.model_id)
         return model
 
     def set_logged_model_tags(self, model_id: Any, tags: Any) -> Any:
@@ -283,6 +349,12 @@ class GuardedTrackingStore(GuardedStore):
         return super().delete_logged_model_tag(model_id, key)
 
     def finalize_logged_model(self, model_id: Any, status: Any) -> Any:
+        stopped = autologging.models_of(str(model_id))
+        if stopped is not None:  # made from a run envguard stopped: FAILED, and refused
+            from mlflow.entities import LoggedModelStatus
+
+            super().finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            autologging.refuse_stopped_run(stopped)
         model = super().finalize_logged_model(model_id, status)
         facts = self._envguard_facts()
         if facts is not None:

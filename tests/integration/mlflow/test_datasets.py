@@ -137,10 +137,27 @@ def test_production_data_is_refused_at_log_input(
     assert [link.dst for link in touching[1].links] == [f"run:{run.info.run_id}"]
 
 
+def _register_prod(frame: object) -> str:
+    """Give the data of ``frame`` production lineage (as a production run's use would)."""
+    from types import SimpleNamespace
+
+    from envguard_mlflow.datasets import data_sha256
+
+    from envguard.runtime import current
+
+    sha = data_sha256(SimpleNamespace(df=frame))
+    assert sha is not None
+    runtime = current()
+    runtime.store.append(
+        runtime.draft("dataset.registered", entities=[f"sha256:{sha}"], payload={"origin": "prod"})
+    )
+    return sha
+
+
 def test_an_autologged_training_set_is_digested_and_gated(guarded: Site) -> None:
     """sklearn autolog logs fit()'s DataFrame from MLflow's worker thread: envguard finds the
-    data by MLflow's digest, records its full sha256, and refuses production data (autolog
-    then logs MLflow's warning and the input is not recorded; the decision is)."""
+    data by MLflow's digest, records its full sha256, and refuses production data: fit() raises
+    (past MLflow's ``except Exception``), the run is FAILED and takes no more writes."""
     from types import SimpleNamespace
 
     import mlflow
@@ -148,36 +165,80 @@ def test_an_autologged_training_set_is_digested_and_gated(guarded: Site) -> None
     from envguard_mlflow.datasets import data_sha256
     from sklearn.linear_model import LinearRegression
 
+    from envguard.errors import DeniedUnderAutologging, EnvGuardDenied
     from envguard.runtime import current
 
     mlflow.set_tracking_uri(guarded.train_uri)
     clean = pd.DataFrame({"a": range(40), "b": [i * 2.0 for i in range(40)]})
     prod = clean * 3 + 1
     target = pd.Series(range(40))
-    prod_sha = data_sha256(SimpleNamespace(df=prod))
-    runtime = current()
-    runtime.store.append(
-        runtime.draft(
-            "dataset.registered", entities=[f"sha256:{prod_sha}"], payload={"origin": "prod"}
-        )
-    )
+    prod_sha = _register_prod(prod)
     mlflow.sklearn.autolog(log_models=False, log_post_training_metrics=False)
     try:
         with mlflow.start_run() as ok:
             LinearRegression().fit(clean, target)
-        with mlflow.start_run() as refused:
+        with pytest.raises(EnvGuardDenied) as caught, mlflow.start_run() as refused:
             LinearRegression().fit(prod, target)
+        with pytest.raises(DeniedUnderAutologging):  # the autologger's own run, too
+            LinearRegression().fit(prod, target)
+        managed = mlflow.last_active_run()
+        mlflow.end_run()  # what MLflow does at exit: the run stays FAILED
     finally:
         mlflow.sklearn.autolog(disable=True)
+    assert isinstance(caught.value, DeniedUnderAutologging)
+    assert not isinstance(caught.value, Exception)  # what lets it pass MLflow's safe_patch
+    message = str(caught.value)
+    assert "prod-data-in-non-prod" in message
+    assert "'prod'" in message
+    assert f"sha256:{prod_sha[:12]}" in message  # the chain
+    assert "envguard mask" in message
+    assert f"envguard stopped run {refused.info.run_id}" in message
     client = mlflow.MlflowClient(guarded.train_uri)
     (logged,) = client.get_run(ok.info.run_id).inputs.dataset_inputs
     tags = {t.key: t.value for t in logged.tags}
     assert tags["envguard.sha256_of"] == "data"
     assert tags["envguard.sha256"] == data_sha256(SimpleNamespace(df=clean))
     assert tags["mlflow.data.context"] == "train"
-    assert client.get_run(refused.info.run_id).inputs.dataset_inputs == []
+    assert client.get_run(ok.info.run_id).info.status == "FINISHED"
+    for run_id in (refused.info.run_id, managed.info.run_id):
+        assert client.get_run(run_id).inputs.dataset_inputs == []
+        assert client.get_run(run_id).info.status == "FAILED"
+        with pytest.raises(EnvGuardDenied):
+            client.log_param(run_id, "after", "1")
     decisions = [
-        e for e in runtime.store.events(entity=f"sha256:{prod_sha}") if e.kind == "decision"
+        e for e in current().store.events(entity=f"sha256:{prod_sha}") if e.kind == "decision"
     ]
     assert decisions[-1].payload["decision"]["outcome"] == "deny"
-    assert f"run:{refused.info.run_id}" in decisions[-1].entities
+    assert f"run:{managed.info.run_id}" in decisions[-1].entities
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("warn", "warn"), ("audit", "record")])
+def test_an_autologged_production_set_in_warn_or_audit_mode_trains_and_is_recorded(
+    guarded: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str, outcome: str
+) -> None:
+    import mlflow
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from envguard import runtime
+    from tests.integration.mlflow.conftest import write_policy
+
+    monkeypatch.setenv("ENVGUARD_CONFIG", str(write_policy(guarded, tmp_path / "p.toml", mode)))
+    runtime.reset()
+    mlflow.set_tracking_uri(guarded.train_uri)
+    prod = pd.DataFrame({"a": range(30), "b": [i * 5.0 for i in range(30)], mode: 1})
+    prod_sha = _register_prod(prod)
+    mlflow.sklearn.autolog(log_models=False, log_post_training_metrics=False)
+    try:
+        with mlflow.start_run() as run:
+            LinearRegression().fit(prod, pd.Series(range(30)))
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    client = mlflow.MlflowClient(guarded.train_uri)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    (logged,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert {t.key: t.value for t in logged.tags}["envguard.sha256"] == prod_sha
+    events = runtime.current().store.events(entity=f"sha256:{prod_sha}")
+    used = [e for e in events if e.kind == "dataset.used"]  # allowed, with the violation in it
+    assert used[-1].payload["decision"]["outcome"] == outcome
+    assert [link.dst for link in used[-1].links] == [f"run:{run.info.run_id}"]
