@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from envguard.scan import Finding, ScanProgress, unreachable
 from envguard.scan.lineage_checks import prod_lineage, unmasked_use
+from envguard.scan.proof_checks import MaskedLinks
 from envguard.uris import normalize_uri
 
 if TYPE_CHECKING:
@@ -337,9 +338,10 @@ def _runs(policy: Policy, store: Any, uri: str, progress: ScanProgress) -> list[
                 if digest:
                     uses.append((entity, f"sha256:{digest.removeprefix('sha256:')}", env))
     progress(label, count, count)
-    origins = prod_lineage(policy, store, [u[1] for u in uses])
+    masked = MaskedLinks(policy, store)
+    origins = prod_lineage(policy, store, [u[1] for u in uses], masked)
     findings.extend(
-        unmasked_use(run, dataset, origins[dataset], env, tracking_uri=uri)
+        unmasked_use(run, dataset, origins[dataset], env, masked, tracking_uri=uri)
         for run, dataset, env in uses
         if dataset in origins
     )
