@@ -11,6 +11,7 @@ production data is reached only through masking.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from envguard.decisions import DataLineage
@@ -110,12 +111,17 @@ def _origin_memo(store: SqlLineageStore) -> _Origins:
 
 
 def lineage_origins(
-    store: SqlLineageStore, policy: Policy, entities: list[str]
+    store: SqlLineageStore,
+    policy: Policy,
+    entities: list[str],
+    follow_masked: Callable[[str, str], bool] | None = None,
 ) -> dict[str, str | None]:
     """Many entities at once (an inventory of thousands of objects): entity -> the production
     environment reached upstream through edges that are not ``masked``, else the entity's own
     recorded origin, else None. The same walk as :func:`resolve_lineage`, without the chain;
-    one query per level of the graph instead of several per entity."""
+    one query per level of the graph instead of several per entity. ``follow_masked(src, dst)``
+    True walks that ``masked`` edge like any other (its masking proof no longer holds: the
+    scan's :class:`~envguard.scan.proof_checks.MaskedLinks`)."""
     upstream: dict[str, set[str]] = {}  # node -> its sources (masked edges left out)
     seen = set(entities)
     frontier = list(seen)
@@ -124,7 +130,7 @@ def lineage_origins(
         depth += 1
         nxt: list[str] = []
         for src, dst, relation in store.edges_into(frontier):
-            if relation == "masked":
+            if relation == "masked" and (follow_masked is None or not follow_masked(src, dst)):
                 continue
             upstream.setdefault(dst, set()).add(src)
             if src not in seen:

@@ -1,11 +1,13 @@
 """The scan's checks of the lineage log itself: does it verify, and did any non-production
-process use data of production lineage without a masking proof?"""
+process use data of production lineage without a masking proof that still holds (each proof
+behind a ``masked`` link is verified again: :mod:`envguard.scan.proof_checks`)?"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from envguard.scan import Finding, ScanProgress
+from envguard.scan.proof_checks import MaskedLinks
 
 if TYPE_CHECKING:
     from envguard.policy import Policy
@@ -44,14 +46,19 @@ def check_log(policy: Policy, store: Any, progress: ScanProgress) -> list[Findin
     ]
 
 
-def prod_lineage(policy: Policy, store: Any, entities: list[str]) -> dict[str, str]:
-    """Entity -> the production environment it has lineage from through no masking step (the
-    entities without such lineage are left out). Many entities at once."""
+def prod_lineage(
+    policy: Policy, store: Any, entities: list[str], masked: MaskedLinks | None = None
+) -> dict[str, str]:
+    """Entity -> the production environment it has lineage from through no masking step whose
+    proof still holds (the entities without such lineage are left out). Many entities at once.
+    Each ``masked`` link met on the way is verified again (:class:`MaskedLinks`; pass one to
+    keep the failures as evidence)."""
     from envguard.lineage.origin import lineage_origins
 
     if not entities:
         return {}
-    found = lineage_origins(store, policy, sorted(set(entities)))
+    links = masked if masked is not None else MaskedLinks(policy, store)
+    found = lineage_origins(store, policy, sorted(set(entities)), follow_masked=links.broken)
     return {
         e: env
         for e, env in found.items()
@@ -59,16 +66,42 @@ def prod_lineage(policy: Policy, store: Any, entities: list[str]) -> dict[str, s
     }
 
 
-def unmasked_use(run: str, dataset: str, origin: str, env: str, **evidence: Any) -> Finding:
-    """The finding for a non-production ``run`` that used ``dataset`` of ``origin``'s lineage."""
+def unmasked_use(
+    run: str,
+    dataset: str,
+    origin: str,
+    env: str,
+    masked: MaskedLinks | None = None,
+    **evidence: Any,
+) -> Finding:
+    """The finding for a non-production ``run`` that used ``dataset`` of ``origin``'s lineage;
+    ``masked``: the scan's re-verification, whose failures upstream of ``dataset`` are shown."""
+    broken = masked.upstream_failures(dataset) if masked is not None else []
+    if broken:
+        first = broken[0]["proofs"][0]
+        why = (
+            f"and the masking proof on the way no longer verifies ({first['proof'] or 'none'}: "
+            f"{first['reasons'][0]})"
+        )
+        remedy = (
+            "if the proof's key was revoked or the proof altered, treat the masked data as "
+            "production data: mask the sources again with a trusted key (envguard mask), retrain "
+            f"on the new masked copy, and find out who changed the proof; review {run}"
+        )
+    else:
+        why = "and no masking proof on the way"
+        remedy = (
+            f"mask the data (envguard mask) and retrain on the masked copy; review who ran {run} "
+            f"and why the data-use gate did not stop it (mode, plugin installed?)"
+        )
+    extra = {"broken_masking_proofs": broken} if broken else {}
     return Finding(
         "run-prod-data-unmasked",
         run,
         f"{run} in non-production environment {env!r} used {dataset}, which has production "
-        f"lineage from {origin!r} and no masking proof on the way",
-        f"mask the data (envguard mask) and retrain on the masked copy; review who ran {run} "
-        f"and why the data-use gate did not stop it (mode, plugin installed?)",
-        {"dataset": dataset, "origin": origin, **evidence},
+        f"lineage from {origin!r} {why}",
+        remedy,
+        {"dataset": dataset, "origin": origin, **evidence, **extra},
         detail=dataset,
         environment=env,
     )
@@ -91,9 +124,10 @@ def check_data_uses(policy: Policy, store: Any, progress: ScanProgress) -> list[
             if entity.startswith("sha256:"):
                 uses.append((who, entity, env, event.seq))
     progress("lineage log data uses", count, count)
-    origins = prod_lineage(policy, store, [u[1] for u in uses])
+    masked = MaskedLinks(policy, store)
+    origins = prod_lineage(policy, store, [u[1] for u in uses], masked)
     return [
-        unmasked_use(who, dataset, origins[dataset], env, event=seq)
+        unmasked_use(who, dataset, origins[dataset], env, masked, event=seq)
         for who, dataset, env, seq in uses
         if dataset in origins
     ]

@@ -5,9 +5,13 @@ A remote listed by URL or path is swept as it is; one listed by name is looked u
 repository of the working directory (a name no repository configures there is
 ``scan-unreachable``). Local remotes are read with their ``envguard-manifest.json``; S3 remotes
 with their object tags, unless an ``s3`` entry of the policy already covers them (the S3 plugin
-sweeps those). Findings: ``object-untagged`` (no ``envguard.env`` tag or manifest entry) and
+reads those tags). Findings: ``object-untagged`` (no ``envguard.env`` tag or manifest entry) and
 ``object-prod-in-non-prod`` (in a non-production remote, but its tags, its inventory record
-``object.stored`` or its content's lineage say production).
+``object.stored`` or its content's lineage say production). The content's lineage is found
+through DVC's md5: ``envguard dvc sync`` links each md5 to the sha256 of the same content
+(``same-content``), so an object whose md5 names production data (a registered sha256, or one
+derived from it) is found whether or not it was ever inventoried. A covered S3 remote is still
+listed (no tags read) for that: the S3 plugin knows its objects only by key.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from envguard.scan.lineage_checks import prod_lineage
 from envguard.uris import parse_location
 from envguard_dvc.entities import content_entity, object_entity
 from envguard_dvc.remotes import RemoteInfo
-from envguard_dvc.storage import ENV_TAG, ORIGIN_TAG, LocalStorage, S3Storage, storage_for
+from envguard_dvc.storage import (
+    ENV_TAG,
+    ORIGIN_TAG,
+    LocalStorage,
+    RemoteObject,
+    S3Storage,
+    storage_for,
+)
 
 if TYPE_CHECKING:
     from envguard.policy import Policy
@@ -102,12 +113,13 @@ def sweep(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
 
     remotes, findings, base = _remotes(policy)
     for remote in remotes:
-        if remote.env is None or (remote.kind == "s3" and _covered_by_s3(policy, remote)):
+        if remote.env is None:
             continue
+        covered = remote.kind == "s3" and _covered_by_s3(policy, remote)
         try:
             storage = storage_for(remote, base)
             objects = storage.objects()
-            tags = _tags(storage, [o.key for o in objects])
+            tags = [{} for _ in objects] if covered else _tags(storage, [o.key for o in objects])
         except InputError as exc:
             findings.append(
                 unreachable(
@@ -125,7 +137,7 @@ def sweep(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
         lineage = prod_lineage(policy, store, contents)
         prod_remote = remote.env in policy.spec.environments and policy.is_prod(remote.env)
         for obj, entity, content, found in zip(objects, entities, contents, tags, strict=True):
-            if ENV_TAG not in found:
+            if ENV_TAG not in found and not covered:
                 findings.append(
                     Finding(
                         "object-untagged",
@@ -142,18 +154,44 @@ def sweep(policy: Policy, store: Any, progress: ScanProgress) -> list[Finding]:
             origin, why = _origin(policy, found, inventoried.get(entity), lineage.get(content))
             if origin is not None:
                 findings.append(
-                    Finding(
-                        "object-prod-in-non-prod",
-                        entity,
-                        f"{obj.key} in DVC remote {remote.name!r} ({remote.env!r}, "
-                        f"non-production) comes from production environment {origin!r} ({why})",
-                        f"remove it from the remote (dvc gc -c -r {remote.name} after dropping "
-                        f"it from the pipeline) and use a masked copy instead (envguard mask)",
-                        {"remote": remote.name, "key": obj.key, "tags": found, "origin": origin},
-                        environment=remote.env,
-                    )
+                    _prod_object(remote, obj, entity, content, found, origin, why, covered)
                 )
     return findings
+
+
+def _prod_object(
+    remote: RemoteInfo,
+    obj: RemoteObject,
+    entity: str,
+    content: str,
+    tags: dict[str, str],
+    origin: str,
+    why: str,
+    covered: bool,
+) -> Finding:
+    """``object-prod-in-non-prod`` for a DVC object. In an S3 remote that an ``s3`` entry
+    covers, the finding is about ``s3://BUCKET/KEY``, the entity the S3 plugin's sweep of the
+    same object uses: when both find it (its tags, and its content's lineage), it is one
+    finding."""
+    subject = f"s3://{remote.bucket}/{obj.key}" if covered else entity
+    return Finding(
+        "object-prod-in-non-prod",
+        subject,
+        f"{obj.key} in DVC remote {remote.name!r} ({remote.env!r}, non-production) comes from "
+        f"production environment {origin!r} ({why})",
+        f"remove it from the remote (dvc gc -c -r {remote.name} after dropping it from the "
+        f"pipeline) and use a masked copy instead (envguard mask)",
+        {
+            "remote": remote.name,
+            "key": obj.key,
+            "tags": tags,
+            "origin": origin,
+            "by": why,
+            "object": entity,
+            "content": content,
+        },
+        environment=remote.env,
+    )
 
 
 def _origin(

@@ -3,9 +3,12 @@ policy names, read through ``MlflowClient`` (paginated), checked against the lin
 
 * **registry** (each ``mlflow_registry_uris`` and ``mlflow_tracking_uris`` entry): every
   registered model (``search_registered_models``) and its aliases, every version
-  (``search_model_versions``) and its legacy stage. A version that an alias or stage puts in a
+  (``search_model_versions``) and its legacy stage. A version that an alias or stage (of any
+  registered model), or its registered model's binding (``[registry.models]``), puts in a
   production-tier environment needs a ``promotion.allowed`` event for that environment in the
-  log; without one, someone went around the gate (``registry-bypass``). With one, the version's
+  log; without one, someone went around the gate (``registry-bypass``). A version of a bound
+  model enters it as a copy (``copy_model_version``), which the gate decides as the promotion of
+  its source: the source's allowed promotion counts for the copy. With one, the version's
   files are read again and compared with the binding the promotion recorded and the approvals
   were signed over (``binding-mismatch``).
 * **runs** (each ``mlflow_tracking_uris`` entry): every run of every experiment, deleted ones
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from envguard.scan import Finding, ScanProgress, unreachable
 from envguard.scan.lineage_checks import prod_lineage, unmasked_use
+from envguard.scan.proof_checks import MaskedLinks
 from envguard.uris import normalize_uri
 
 if TYPE_CHECKING:
@@ -107,6 +111,9 @@ def _allowed(store: Any) -> dict[str, list[Event]]:
     return found
 
 
+Placement = tuple[str, str, str, str]  # (name, version, env, "alias @x" / "stage X" / ...)
+
+
 def _registry(
     policy: Policy,
     store: Any,
@@ -117,42 +124,18 @@ def _registry(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    label = f"model versions at {uri}"
-    prompts: set[str] = set()
-    placed: list[tuple[str, str, str, str]] = []  # (name, version, env, "alias @x" / "stage X")
-    models = 0
-    for model in _pages(client.search_registered_models, max_results=PAGE):
-        models += 1
-        if str((model.tags or {}).get(PROMPT_TAG, "")).lower() == "true":
-            prompts.add(model.name)
-            continue
-        for alias, version in _aliases(model):
-            env = policy.env_for_alias(alias)
-            if env and env in policy.spec.environments and policy.is_prod(env):
-                placed.append((model.name, str(version), env, f"alias @{alias}"))
-    progress(f"registered models at {uri}", models, models)
-    count = 0
-    for mv in _pages(client.search_model_versions, max_results=PAGE):
-        count += 1
-        if count % 200 == 0:
-            progress(label, count)
-        stage = mv.current_stage or ""
-        env = policy.env_for_stage(stage) if stage and stage != "None" else None
-        if (
-            env
-            and env in policy.spec.environments
-            and policy.is_prod(env)
-            and mv.name not in prompts
-        ):
-            placed.append((mv.name, str(mv.version), env, f"stage {stage}"))
-    progress(label, count, count)
+    copied_from: dict[str, str | None] = {}  # version of a bound model -> the version it copies
+    placed = _placements(policy, client, uri, progress, copied_from)
     findings: list[Finding] = []
     checked: set[str] = set()
     for name, version, env, where in placed:
         entity = f"models:/{name}/{version}"
         events = [e for e in allowed.get(entity, []) if e.environment == env]
+        source = copied_from.get(entity)
+        if not events and source:
+            events = [e for e in allowed.get(source, []) if e.environment == env]
         if not events:
-            findings.append(_bypass(uri, entity, env, where, allowed.get(entity, [])))
+            findings.append(_bypass(uri, entity, env, where, allowed.get(entity, []), source))
             continue
         if entity not in checked:
             checked.add(entity)
@@ -162,6 +145,64 @@ def _registry(
     return findings
 
 
+def _placements(
+    policy: Policy,
+    client: Any,
+    uri: str,
+    progress: ScanProgress,
+    copied_from: dict[str, str | None],
+) -> list[Placement]:
+    """Every version that an alias, a stage or its model's binding puts in production (in any
+    registered model but prompts); ``copied_from`` gets the source of each bound version."""
+    label = f"model versions at {uri}"
+    prompts: set[str] = set()
+    placed: list[Placement] = []
+    models = 0
+    for model in _pages(client.search_registered_models, max_results=PAGE):
+        models += 1
+        if str((model.tags or {}).get(PROMPT_TAG, "")).lower() == "true":
+            prompts.add(model.name)
+            continue
+        for alias, version in _aliases(model):
+            env = policy.env_for_alias(alias)
+            if env and _prod(policy, env):
+                placed.append((model.name, str(version), env, f"alias @{alias}"))
+    progress(f"registered models at {uri}", models, models)
+    count = 0
+    for mv in _pages(client.search_model_versions, max_results=PAGE):
+        count += 1
+        if count % 200 == 0:
+            progress(label, count)
+        if mv.name in prompts:
+            continue
+        stage = mv.current_stage or ""
+        env = policy.env_for_stage(stage) if stage and stage != "None" else None
+        if env and _prod(policy, env):
+            placed.append((mv.name, str(mv.version), env, f"stage {stage}"))
+        bound = policy.env_for_model(mv.name)
+        if bound and _prod(policy, bound):
+            placed.append((mv.name, str(mv.version), bound, f"bound model {mv.name}"))
+            copied_from[f"models:/{mv.name}/{mv.version}"] = _copy_source(mv)
+    progress(label, count, count)
+    return placed
+
+
+def _prod(policy: Policy, env: str) -> bool:
+    return env in policy.spec.environments and policy.is_prod(env)
+
+
+def _copy_source(mv: Any) -> str | None:
+    """``models:/NAME/VERSION`` that ``copy_model_version`` copied into ``mv``, else None."""
+    source = str(mv.source or "")
+    if (
+        source.startswith("models:/")
+        and source.count("/") == 2
+        and not source.startswith("models:/m-")
+    ):
+        return source
+    return None
+
+
 def _aliases(model: Any) -> list[tuple[str, str]]:
     aliases = model.aliases or {}
     if isinstance(aliases, dict):
@@ -169,18 +210,21 @@ def _aliases(model: Any) -> list[tuple[str, str]]:
     return [(str(a.alias), str(a.version)) for a in aliases]
 
 
-def _bypass(uri: str, entity: str, env: str, where: str, other: list[Event]) -> Finding:
+def _bypass(
+    uri: str, entity: str, env: str, where: str, other: list[Event], source: str | None = None
+) -> Finding:
     elsewhere = sorted({e.environment for e in other})
+    copied = f" nor of {source}, which it copies" if source else ""
     return Finding(
         "registry-bypass",
         entity,
         f"{entity} is in production environment {env!r} ({where} at {uri}), but the lineage "
-        f"log holds no allowed promotion of it to {env!r}"
+        f"log holds no allowed promotion of it{copied} to {env!r}"
         + (f" (only to {', '.join(elsewhere)})" if elsewhere else "")
         + ": it got there around the gate (the database, or a server without envguard's app)",
         f"move it out of {where} now; find who changed the registry (database and server logs); "
         f"then promote it through the gate (envguard promote {entity} --to {env})",
-        {"registry": uri, "placement": where, "allowed_to": elsewhere},
+        {"registry": uri, "placement": where, "allowed_to": elsewhere, "copy_of": source},
         detail=where,
         environment=env,
     )
@@ -294,9 +338,10 @@ def _runs(policy: Policy, store: Any, uri: str, progress: ScanProgress) -> list[
                 if digest:
                     uses.append((entity, f"sha256:{digest.removeprefix('sha256:')}", env))
     progress(label, count, count)
-    origins = prod_lineage(policy, store, [u[1] for u in uses])
+    masked = MaskedLinks(policy, store)
+    origins = prod_lineage(policy, store, [u[1] for u in uses], masked)
     findings.extend(
-        unmasked_use(run, dataset, origins[dataset], env, tracking_uri=uri)
+        unmasked_use(run, dataset, origins[dataset], env, masked, tracking_uri=uri)
         for run, dataset, env in uses
         if dataset in origins
     )

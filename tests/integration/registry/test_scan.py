@@ -1,6 +1,8 @@
 """``envguard audit scan`` against the real MLflow server with envguard's gate (the session's)
 and a real S3 server (moto): a clean setup scans clean; then a version moved into the production
-alias straight in MLflow's database, files changed under a promoted version, a run without
+alias straight in MLflow's database, a version in a model the policy binds to production
+(``[registry.models]``) with no promotion, files changed under a promoted version (and under
+its copy in a bound model), a run without
 environment tags, an object without tags and a production object in the development bucket are
 all found, recorded once and alerted once.
 
@@ -47,6 +49,9 @@ champion = "prod"
 [registry.stages]
 Staging = "test"
 Production = "prod"
+
+[registry.models]
+{models}
 
 [alerts]
 file = "{alerts}"
@@ -97,7 +102,7 @@ def test_a_clean_setup_scans_clean(
     s3: Any, tmp_path: Path, envguard_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policy = tmp_path / "envguard.toml"
-    policy.write_text(SCAN_POLICY.format(urls="", alerts="alerts.jsonl"))
+    policy.write_text(SCAN_POLICY.format(urls="", alerts="alerts.jsonl", models=""))
     clean = _scan(envguard_cli, policy, monkeypatch)
     assert clean.exit_code == 0, clean.stdout + clean.stderr
     assert clean.json()["swept"]["objects in s3://scan-dev"] == 1
@@ -131,20 +136,33 @@ def test_scan_finds_what_went_around_the_gate(
 ) -> None:
     server = registry_server
     policy = server.folder / "scan.toml"
-    policy.write_text(SCAN_POLICY.format(urls=f'"{server.url}"', alerts="scan-alerts.jsonl"))
     first = train(server, monkeypatch, weights="first")
     _to_prod(server, monkeypatch, first)
     second = train(server, monkeypatch, weights="second", model=first.name)
+    # A model the scan's policy binds to prod ([registry.models]; the server's policy does not):
+    # its version got there around the gate. And a copy of the promoted first version into
+    # another bound model: the copy's source has an allowed promotion, so the copy is in order.
+    third = train(server, monkeypatch, weights="third")
     client = server.client("admin", monkeypatch)
+    copy = client.copy_model_version(first.uri, f"{first.name}-prod")
+    v3, v1_copy = third.uri, f"models:/{copy.name}/{copy.version}"
+    models = f'"{third.name}" = "prod"\n"{copy.name}" = "prod"'
+    policy.write_text(
+        SCAN_POLICY.format(urls=f'"{server.url}"', alerts="scan-alerts.jsonl", models=models)
+    )
     untagged_run = client.create_run(client.create_experiment(f"untagged-{first.name}"))
     run = f"run:{untagged_run.info.run_id}"
     v1, v2 = first.uri, second.uri
     dev = "s3://scan-dev/data"
-    mine = (v1, v2, run, f"run:{first.run_id}", f"run:{second.run_id}", f"{dev}/a.csv")
+    mine = (v1, v2, v3, v1_copy, run, f"run:{first.run_id}", f"run:{second.run_id}")
+    mine = (*mine, f"run:{third.run_id}", f"{dev}/a.csv")
 
     before = _scan(envguard_cli, policy, monkeypatch)
     assert before.exit_code in (0, 1), before.stdout + before.stderr
-    assert _mine(before, *mine) == {("run-untagged", run)}, before.stdout
+    assert _mine(before, *mine) == {("run-untagged", run), ("registry-bypass", v3)}, before.stdout
+    bound = next(f for f in before.json()["findings"] if f["entity"] == v3)
+    assert bound["evidence"]["placement"] == f"bound model {third.name}"
+    assert bound["severity"] == "critical"
 
     # Around the gate: @production moved to the second version by an UPDATE of MLflow's
     # database; the files of the first (still @champion) overwritten on the artifact store ...
@@ -166,7 +184,9 @@ def test_scan_finds_what_went_around_the_gate(
     copied, untagged = f"{dev}/copied.csv", f"{dev}/untagged.csv"
     assert _mine(found, *mine, copied, untagged, "s3://scan-dev") == {
         ("registry-bypass", v2),
+        ("registry-bypass", v3),
         ("binding-mismatch", v1),
+        ("binding-mismatch", v1_copy),
         ("run-untagged", run),
         ("object-untagged", untagged),
         ("object-prod-in-non-prod", copied),
