@@ -85,24 +85,20 @@ class MaskedLinks:
     def _recorded(self, src: str, dst: str) -> list[tuple[str, dict[str, Any], str | None]]:
         """(proof entity, envelope, proof file or None) of every event that recorded the link,
         newest first."""
-        import sqlalchemy as sa
-
-        from envguard.lineage import schema as t
-
-        query = (
-            sa.select(t.events.c.entities, t.events.c.payload)
-            .join(t.edges, t.edges.c.seq == t.events.c.seq)
-            .where(t.edges.c.src == src, t.edges.c.dst == dst, t.edges.c.relation == "masked")
-            .order_by(t.events.c.seq.desc())
+        rows = self.store.read(
+            "SELECT ev.body FROM events ev JOIN edges ed ON ed.seq = ev.seq "
+            "WHERE ed.src = ? AND ed.dst = ? AND ed.relation = 'masked' ORDER BY ev.seq DESC",
+            [src, dst],
         )
-        self.store.open()
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
         found: list[tuple[str, dict[str, Any], str | None]] = []
-        for entities, payload in rows:
-            data = json.loads(payload)
+        for (body,) in rows:
+            event = json.loads(body)
+            if not any(link[:3] == [src, dst, "masked"] for link in event.get("links", [])):
+                continue  # an index row that its event does not hold (audit verify --indexes)
+            data = event.get("payload") or {}
+            entities = event.get("entities") or []
             envelopes = dict(data.get("envelopes") or {})
-            proofs = [str(e) for e in json.loads(entities) if str(e).startswith("proof:")]
+            proofs = [str(e) for e in entities if str(e).startswith("proof:")]
             if isinstance(data.get("envelope"), dict) and proofs:
                 envelopes.setdefault(proofs[0], data["envelope"])
             file = data.get("proof") if isinstance(data.get("proof"), str) else None
