@@ -41,27 +41,38 @@ class Spool:
         return final
 
     def files(self) -> list[Path]:
-        if not self.folder.is_dir():
+        """The spooled batches, oldest first (one directory read: this runs before every
+        append); a dead process's journal is adopted as a batch on the way."""
+        try:
+            names = os.listdir(self.folder)
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        for orphan in self.folder.glob(".journal-*.part"):
-            self._adopt(orphan)
-        return sorted(self.folder.glob("*.jsonl"))
+        adopted = False
+        for name in names:
+            if name.startswith(".journal-") and name.endswith(".part"):
+                adopted = self._adopt(self.folder / name) or adopted
+        if adopted:
+            names = os.listdir(self.folder)
+        return sorted(
+            self.folder / n for n in names if n.endswith(".jsonl") and not n.startswith(".")
+        )
 
-    def _adopt(self, journal: Path) -> None:
-        """Make a dead process's journal a batch (an empty one is removed)."""
+    def _adopt(self, journal: Path) -> bool:
+        """Make a dead process's journal a batch (an empty one is removed); True if it did."""
         try:
             pid = int(journal.name.split("-")[1])
         except (IndexError, ValueError):
-            return
+            return False
         if _alive(pid):
-            return
+            return False
         try:
             if journal.stat().st_size == 0:
                 journal.unlink()
-            else:
-                journal.rename(self.folder / f"{time.time_ns():020d}-{pid}-journal.jsonl")
+                return False
+            journal.rename(self.folder / f"{time.time_ns():020d}-{pid}-journal.jsonl")
         except FileNotFoundError:
-            pass  # another process adopted it
+            return False  # another process adopted it
+        return True
 
     def journal(self) -> Journal:
         return Journal(self.folder)

@@ -71,13 +71,16 @@ def recorded_md5(path: Path) -> StateRecord | None:  # noqa: PLR0911 - each way 
     """DVC's md5 of ``path`` when DVC's state holds it and the file is unchanged since; else
     None (not in a DVC repository, never hashed by DVC, modified, or no pointer yet)."""
     resolved = path.resolve()
+    try:
+        st = resolved.stat()  # first: most names asked about (a dataset's name) are no file
+    except OSError:
+        return None
     root = find_repo_root(resolved)
     if root is None:
         return None
     try:
         pointer = json.loads((root / POINTER).read_text())
         database = Path(pointer["site_cache_dir"]) / "hashes" / "local" / "cache.db"
-        st = resolved.stat()
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not database.is_file():
