@@ -120,8 +120,14 @@ def lineage_origins(
     environment reached upstream through edges that are not ``masked``, else the entity's own
     recorded origin, else None. The same walk as :func:`resolve_lineage`, without the chain;
     one query per level of the graph instead of several per entity. ``follow_masked(src, dst)``
-    True walks that ``masked`` edge like any other (its masking proof no longer holds: the
-    scan's :class:`~envguard.scan.proof_checks.MaskedLinks`)."""
+    True walks that ``masked`` edge like any other (its masking proof no longer holds); by
+    default every ``masked`` edge met is verified again
+    (:class:`~envguard.scan.proof_checks.MaskedLinks`), as the data-use gate does: a masked
+    link counts only while a proof recorded for it holds."""
+    if follow_masked is None:
+        from envguard.scan.proof_checks import MaskedLinks
+
+        follow_masked = MaskedLinks(policy, store).broken
     upstream: dict[str, set[str]] = {}  # node -> its sources (masked edges left out)
     seen = set(entities)
     frontier = list(seen)
@@ -130,7 +136,7 @@ def lineage_origins(
         depth += 1
         nxt: list[str] = []
         for src, dst, relation in store.edges_into(frontier):
-            if relation == "masked" and (follow_masked is None or not follow_masked(src, dst)):
+            if relation == "masked" and not follow_masked(src, dst):
                 continue
             upstream.setdefault(dst, set()).add(src)
             if src not in seen:

@@ -113,3 +113,26 @@ def test_a_proof_signed_by_a_key_the_policy_no_longer_trusts_does_not_mask(
     [broken] = found["evidence"]["broken_masking_proofs"]
     reasons = [r for p in broken["proofs"] for r in p["reasons"]]
     assert any(r.startswith("as recorded in the log:") for r in reasons), reasons
+
+
+def test_origins_for_tagging_trust_a_masked_link_only_while_its_proof_holds(tmp_path: Path) -> None:
+    """``lineage_origins`` (what ``envguard dvc tag`` writes on objects) walks a ``masked`` link
+    whose proof does not hold as if it were not masked, like the gate and the scan."""
+    from envguard.lineage.origin import lineage_origins
+
+    runtime = _runtime(tmp_path)
+    out, proof_file = _masked_use(tmp_path, runtime)
+    store, policy = runtime.store, runtime.policy
+    assert lineage_origins(store, policy, [out]) == {out: None}  # masked, the proof holds
+    forged = "sha256:" + "f" * 64
+    runtime.store.append(
+        runtime.draft("derivation", links=[Link(_source_of(runtime, out), forged, "masked")])
+    )
+    assert lineage_origins(store, policy, [forged]) == {forged: "prod"}  # no proof at all
+    proof_file.write_bytes(proof_file.read_bytes().replace(b'"sig": "', b'"sig": "AAAA', 1))
+    assert lineage_origins(store, policy, [out]) == {out: "prod"}  # the proof file was altered
+
+
+def _source_of(runtime: Runtime, entity: str) -> str:
+    (src,) = [s for s, _d, relation in runtime.store.edges_into([entity]) if relation == "masked"]
+    return src
