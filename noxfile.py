@@ -60,6 +60,10 @@ def tests(session: nox.Session) -> None:
     pytest, e.g. ``nox -s tests -- -k policy``."""
     session.install(*PROJECT, *_groups("test"))
     _system_packages(session)
+    # Many tests start Python subprocesses (the envguard CLI, training scripts, mlflow server)
+    # that import mlflow, sklearn and pandas; a machine that sets PYTHONDONTWRITEBYTECODE makes
+    # each of them compile those libraries again. Let the session's venv keep its bytecode.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     session.run("pytest", *session.posargs, env=SERVICE_ENV)
 
 
