@@ -3,6 +3,7 @@ rule (I&S-05 guideline 9), with approvals signed by the approvers' own keys."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +102,18 @@ def test_dataset_moves_train_test_prod_with_signed_approvals(
     outcomes = [e["payload"]["decision"]["outcome"] for e in decisions.json()]
     assert outcomes == ["deny", "allow", "allow"]  # the refusal, then the two moves
     assert envguard_cli("audit", "verify").exit_code == 0
+
+    # The evidence report lists the movements beside the promotions (auditing guideline 5).
+    report = envguard_cli("audit", "report", "-o", "report.html", "--json", "report.json")
+    assert report.exit_code == 0, report.stderr
+    evidence = json.loads(Path("report.json").read_text())
+    assert [(m["outcome"], m["from"], m["to"]) for m in evidence["data_movements"]] == [
+        ("deny", "train", "prod"),
+        ("allow", "train", "test"),
+        ("allow", "test", "prod"),
+    ]
+    assert evidence["data_uses"]["items"] == []  # movements are not data uses
+    assert "Data moved between environments" in Path("report.html").read_text()
 
 
 def test_production_data_into_test_needs_a_masking_proof(

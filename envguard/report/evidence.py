@@ -42,7 +42,7 @@ GUIDELINES: list[tuple[int, str, list[str]]] = [
         5,
         "The change promotion process from development and testing to production has proper "
         "approvals and documentation.",
-        ["promotions", "approvals"],
+        ["promotions", "data_movements", "approvals"],
     ),
     (
         6,
@@ -70,6 +70,16 @@ def _decision_item(event: Any) -> dict[str, Any]:
         "origin": event.payload.get("origin"),
         "masked_by": event.payload.get("masked_by"),
         "override": decision.get("override"),
+    }
+
+
+def _movement_item(event: Any) -> dict[str, Any]:
+    """A data movement (``envguard data promote``): its decision, and where the data went."""
+    return {
+        **_decision_item(event),
+        "from": event.payload.get("from"),
+        "to": event.payload.get("to"),
+        "sha256": event.payload.get("sha256"),
     }
 
 
@@ -115,6 +125,12 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
         for e in store.events(kind=kind)
     ]
     decisions.sort(key=lambda d: d["seq"])
+    movements = [
+        _movement_item(e)
+        for e in store.events(kind="decision")
+        if (e.payload.get("decision") or {}).get("action") == "data-movement"
+    ]
+    decisions = [d for d in decisions if d["action"] != "data-movement"]
     outcomes = Counter(d["outcome"] for d in decisions if d["action"] != "scan")
     proofs = [
         {
@@ -199,6 +215,7 @@ def gather(runtime: Runtime, verify: bool = True) -> dict[str, Any]:
         "scan": _last_scan(runtime),
         "masking_proofs": proofs[-_MAX_ITEMS:],
         "promotions": promotions[-_MAX_ITEMS:],
+        "data_movements": movements[-_MAX_ITEMS:],
         "approvals": approvals[-_MAX_ITEMS:],
         "violations": [d for d in decisions if d["outcome"] != "allow"][-_MAX_ITEMS:],
         "alerts": spec.alerts.model_dump(),

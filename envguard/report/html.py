@@ -148,6 +148,23 @@ def _sections(e: dict[str, Any]) -> dict[str, str]:
             ),
             "No promotion has been recorded yet.",
         ),
+        "data_movements": _table(
+            ["event", "time", "actor", "dataset", "from", "to", "verdict", "rules"],
+            (
+                [
+                    m["seq"],
+                    escape(m["time"]),
+                    escape(m["actor"]),
+                    _code(m["subject"] or ""),
+                    escape(m["from"] or ""),
+                    escape(m["to"] or ""),
+                    _outcome(m["outcome"]),
+                    escape(", ".join(r for r in m["rules"] if r)),
+                ]
+                for m in e["data_movements"]
+            ),
+            "No dataset has been moved between environments (envguard data promote).",
+        ),
         "approvals": _table(
             ["event", "time", "kind", "approver", "entities", "comment"],
             (
@@ -245,6 +262,7 @@ _TITLES = {
     "data_uses": "Data uses and their verdicts",
     "masking_proofs": "Masking proofs",
     "promotions": "Promotions",
+    "data_movements": "Data moved between environments",
     "approvals": "Approvals",
     "verification": "Verification of the lineage log",
     "scan": "Last scan of the real systems (envguard audit scan)",
