@@ -83,12 +83,9 @@ class LocalRegistryContext:
         return bind_version(self.registry, name, version, self.tracking_store())
 
     def is_prompt(self, name: str, version: str | None = None) -> bool:
-        from envguard_mlflow.server.context import PROMPT_TAG
+        from envguard_mlflow.server.context import is_prompt
 
-        entities = [self.registry.get_registered_model(name)]
-        if version:
-            entities.append(self.registry.get_model_version(name, version))
-        return any(str((e.tags or {}).get(PROMPT_TAG, "")).lower() == "true" for e in entities)
+        return is_prompt(self.registry, name, version)
 
     def record(
         self,
@@ -100,17 +97,17 @@ class LocalRegistryContext:
         payload: Mapping[str, Any] | None = None,
         required: bool = True,
     ) -> None:
-        from envguard.lineage.events import EventDraft
+        from envguard_mlflow.server.context import record_event
 
-        draft = EventDraft(
+        record_event(
+            self.runtime,
             kind,
-            entities=entities,
-            payload=dict(payload or {}),
             actor=actor,
             environment=environment or self.runtime.environment.name,
-            policy_sha256=self.policy.sha256,
+            entities=entities,
+            payload=payload,
+            required=required,
         )
-        self.store.append(draft, required=required)
 
 
 def _refusals(

@@ -25,6 +25,8 @@ __all__ = [
     "TIER_TAG",
     "ServerContext",
     "bound_environment",
+    "is_prompt",
+    "record_event",
 ]
 
 ENV_TAG = "envguard.env"
@@ -95,13 +97,7 @@ class ServerContext:
         return bind_version(self.registry_store(), name, version)
 
     def is_prompt(self, name: str, version: str | None = None) -> bool:
-        """Prompts share the registry's alias routes; MLflow marks the registered model or the
-        version with the tag ``mlflow.prompt.is_prompt = true``."""
-        store = self.registry_store()
-        entities = [store.get_registered_model(name)]
-        if version:
-            entities.append(store.get_model_version(name, version))
-        return any(str((e.tags or {}).get(PROMPT_TAG, "")).lower() == "true" for e in entities)
+        return is_prompt(self.registry_store(), name, version)
 
     def record(
         self,
@@ -115,13 +111,46 @@ class ServerContext:
         required: bool = True,
     ) -> None:
         """Chain one event; with ``required`` a failure raises :class:`StoreError`."""
-        draft = EventDraft(
+        record_event(
+            self.runtime,
             kind,
-            entities=entities,
-            links=links,
-            payload=dict(payload or {}),
             actor=actor,
             environment=environment or self.bound_env or "",
-            policy_sha256=self.policy.sha256,
+            entities=entities,
+            links=links,
+            payload=payload,
+            required=required,
         )
-        self.store.append(draft, required=required)
+
+
+def is_prompt(registry: Any, name: str, version: str | None = None) -> bool:
+    """Prompts share the registry's alias routes; MLflow marks the registered model or the
+    version with the tag ``mlflow.prompt.is_prompt = true``."""
+    entities = [registry.get_registered_model(name)]
+    if version:
+        entities.append(registry.get_model_version(name, version))
+    return any(str((e.tags or {}).get(PROMPT_TAG, "")).lower() == "true" for e in entities)
+
+
+def record_event(
+    runtime: Runtime,
+    kind: str,
+    *,
+    actor: str,
+    environment: str,
+    entities: Sequence[str] = (),
+    links: Sequence[Link] = (),
+    payload: Mapping[str, Any] | None = None,
+    required: bool = True,
+) -> None:
+    """Chain one event of a registry gate (a server's or a local registry's) under the policy."""
+    draft = EventDraft(
+        kind,
+        entities=entities,
+        links=links,
+        payload=dict(payload or {}),
+        actor=actor,
+        environment=environment,
+        policy_sha256=runtime.policy.sha256,
+    )
+    runtime.store.append(draft, required=required)
