@@ -4,7 +4,8 @@ A regular file is hashed through memory maps of ``WINDOW_SIZE`` bytes at a time:
 from the page cache straight into ``hashlib`` without a copy, one window is mapped at a time so
 memory stays constant, and the hashing runs at ``hashlib.sha256``'s own speed (the benchmark
 ``python -m tests.benchmarks masking`` compares the two on the same bytes). Anything that cannot
-be mapped (an empty file, a pipe) is read in ``CHUNK_SIZE`` pieces into one reused buffer.
+be mapped (an empty file, a pipe) is read in ``CHUNK_SIZE`` pieces into one reused buffer. A file
+of at most ``CHUNK_SIZE`` bytes is read in one call: mapping it would cost more than copying it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def sha256_file(path: Path | str, chunk_size: int = CHUNK_SIZE) -> str:
     try:
         with open(path, "rb", buffering=0) as stream:
             info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and 0 < info.st_size <= chunk_size:
+                digest.update(stream.read())  # a small file (a logged artifact): one read
+                return digest.hexdigest()
             if stat.S_ISREG(info.st_mode) and info.st_size > 0:
                 try:
                     _hash_mapped(stream, info.st_size, digest)

@@ -16,7 +16,8 @@ A caller that records many uses (a training loop) may pass ``defer``: a record t
 observational (an allowed use of data without production lineage) is handed to ``defer`` as an
 :class:`~envguard.lineage.events.EventDraft` instead of being written at once, so that the caller
 can write it later in one transaction with others, through a journal that survives a crash. A
-record that guards production is always written before the decision returns.
+record that guards production is always written before the decision returns, and the caller's
+``urgent`` is called then: what the caller defers from then on may derive from production data.
 """
 
 from __future__ import annotations
@@ -122,12 +123,13 @@ def check_data_use(
     hash_file: Callable[[], str] | None = None,
     entities: Sequence[str] = (),
     defer: Callable[[EventDraft], None] | None = None,
+    urgent: Callable[[], None] | None = None,
 ) -> Decision:
     """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
     ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
     ``also``: other digests of the same data, e.g. of the file a DataFrame was read from;
     ``entities``: other lineage entities naming the same content, e.g. ``dvc-md5:HEX`` as a DVC
-    file records it; ``defer``: see the module's docstring).
+    file records it; ``defer`` and ``urgent``: see the module's docstring).
     One decision, recorded once, whatever number of digests."""
     from envguard.lineage import dataset_entity
 
@@ -143,6 +145,8 @@ def check_data_use(
     if record:
         named = [*(dataset_entity(d) for d in digests), *entities]
         decision = _record(runtime, decision, lineage, run, named, defer)
+        if urgent is not None and _has_prod_lineage(runtime, lineage):
+            urgent()
     if decision.violated:
         runtime.plugins.on_violation(decision, policy)
     return decision
@@ -161,7 +165,7 @@ def _record(
     entities = list(dict.fromkeys(named))
     # Only a use that happens links the data to the run; a refused one names both, no edge.
     links = [Link(e, run, "used-by") for e in entities] if run and decision.allowed else []
-    guards_prod = lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
+    guards_prod = _has_prod_lineage(runtime, lineage)
     return record_decision(
         runtime,
         decision,
@@ -177,6 +181,10 @@ def _record(
         required=(decision.violated and runtime.policy.mode == "enforce") or guards_prod,
         defer=defer,
     )
+
+
+def _has_prod_lineage(runtime: Runtime, lineage: DataLineage) -> bool:
+    return lineage.origin_env is not None and runtime.policy.is_prod(lineage.origin_env)
 
 
 def record_decision(

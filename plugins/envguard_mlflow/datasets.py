@@ -34,7 +34,8 @@ __all__ = ["DatasetFacts", "dataset_facts", "file_sha256"]
 
 _FRAMES = 16
 _CHUNK = 1 << 20
-_file_cache: dict[tuple[str, int, int], str] = {}
+_file_cache: dict[tuple[int, ...], str] = {}
+_FILE_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,16 @@ class DatasetFacts:
 
 
 def file_sha256(path: str) -> str:
-    """sha256 of a file (envguard's content digest); cached while its size and mtime stay."""
+    """sha256 of a file (envguard's content digest); cached while the same file (device and
+    inode, whatever path names it) keeps its size, mtime and ctime."""
     from envguard.digests import sha256_file
 
     st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     cached = _file_cache.get(key)
     if cached is None:
+        if len(_file_cache) >= _FILE_CACHE_MAX:
+            _file_cache.clear()
         cached = _file_cache[key] = sha256_file(path)
     return cached
 

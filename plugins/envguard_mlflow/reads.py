@@ -121,6 +121,7 @@ def _gate(path: str, entity: str) -> None:
         run=f"run:{run_id}",
         entities=[entity],
         defer=facts.observations.add,
+        urgent=facts.observations.urgent,
     )
     if decision.outcome is Outcome.WARN:
         warnings.warn(decision.explain(), stacklevel=4)

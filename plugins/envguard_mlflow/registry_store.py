@@ -48,6 +48,14 @@ class GuardedRegistryStore(GuardedStore):
     _envguard_kind = "registry"
     _envguard_tracking_uri: str | None
 
+    def _envguard_facts(self) -> ProcessFacts | None:
+        facts = super()._envguard_facts()
+        if facts is not None:
+            from envguard_mlflow.observations import flush_all
+
+            flush_all()  # the runs' waiting records reach the store before the registry acts
+        return facts
+
     # -- promotions on a local registry ---------------------------------------------------------
     def _envguard_local(self, facts: ProcessFacts) -> LocalRegistryContext | None:
         """The promotion gate's context, when this store is a local registry (else None: a

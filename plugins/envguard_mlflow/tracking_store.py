@@ -172,8 +172,8 @@ class GuardedTrackingStore(GuardedStore):
             if status in _TERMINAL:
                 reads.disarm(str(run_id))
                 if uri:
-                    record_local_artifacts(facts, f"runs:/{run_id}", uri)
-                facts.observations.flush()
+                    record_local_artifacts(facts, f"run:{run_id}", uri)
+                facts.observations.run_ended()
         return result
 
     # -- tags -----------------------------------------------------------------------------------
@@ -302,6 +302,7 @@ class GuardedTrackingStore(GuardedStore):
             run=f"run:{run_id}",
             also=also,
             defer=facts.observations.add,
+            urgent=facts.observations.urgent,
         )
         if decision.violated and decision.allowed:
             log.warning("%s", decision.explain())
@@ -362,5 +363,5 @@ class GuardedTrackingStore(GuardedStore):
             uri = self._envguard_artifact_uris.pop(str(model_id), None)
             if uri:
                 record_local_artifacts(facts, f"models:/{model_id}", uri)
-            facts.observations.flush()
+            facts.observations.run_ended()
         return model

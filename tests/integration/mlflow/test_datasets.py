@@ -84,9 +84,12 @@ def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
         client.log_inputs(run.info.run_id, datasets=[forged])
     names = {d.dataset.name for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
     assert "forged" not in names
+    from envguard_mlflow.observations import flush_all
+
     from envguard.runtime import current
 
-    client.set_terminated(run.info.run_id)  # the run's observational records are written now
+    client.set_terminated(run.info.run_id)
+    flush_all()  # a run shorter than FLUSH_AFTER leaves its observational records waiting
     used = list(current().store.events(entity=f"run:{run.info.run_id}", kind="dataset.used"))
     assert f"sha256:{tags['envguard.sha256']}" in {e.entities[0] for e in used}
 
