@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
@@ -74,31 +75,111 @@ class PluginInfo:
         return self.status == "active"
 
 
-def _missing_extra(ep: metadata.EntryPoint) -> str | None:
-    """The install command for the extra named like ``ep`` when it is not installed, else None."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
+class _DistInfo:
+    """One distribution's metadata, read once per load (``dist.metadata`` parses the file anew
+    at every access, and every plugin of a distribution asks for it)."""
 
+    def __init__(self, dist: metadata.Distribution) -> None:
+        meta = dist.metadata
+        self.name: str = meta["Name"]
+        self.version: str | None = meta["Version"]
+        self.extras = set(meta.get_all("Provides-Extra") or [])
+        self._dist = dist
+        self._requires: list[_Requirement] | None = None
+
+    @property
+    def requires(self) -> list[_Requirement]:
+        """Requirements that carry a marker (those without one are base requirements)."""
+        if self._requires is None:
+            self._requires = [_Requirement(t) for t in self._dist.requires or [] if ";" in t]
+        return self._requires
+
+
+# ``NAME[EXTRAS]SPECIFIERS; extra == "X"``: the form build backends write for an extra's
+# requirement. It is read without packaging's parser (whose import costs more than the rest of
+# the plugin check); anything else is parsed by packaging. What this pattern accepts is valid
+# PEP 508 that packaging reads the same way; an extra that looks like a version (``v1``, ``2``) is
+# left to packaging, whose older releases compared those as versions. tests/test_plugins.py
+# checks that both give the same answer.
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_CLAUSE = r"\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*"
+_SIMPLE = re.compile(
+    rf"""^\s*(?P<name>{_NAME})\s*
+    (?:\[\s*(?:{_NAME}\s*(?:,\s*{_NAME}\s*)*)?\])?
+    (?P<spec>(?:{_CLAUSE}(?:,{_CLAUSE})*)?)
+    ;\s*extra\s*==\s*(?P<q>['"])(?P<extra>(?![vV]?[0-9])[A-Za-z0-9._-]*)(?P=q)\s*$""",
+    re.VERBOSE,
+)
+
+
+def _canonical(name: str) -> str:
+    """PEP 503 normalisation (``packaging.utils.canonicalize_name``), as markers compare extras."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class _Requirement:
+    """One ``Requires-Dist`` line with a marker: for which extras it applies, and its name and
+    specifier, parsed once per load."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        match = _SIMPLE.match(text)
+        self._extra = _canonical(match["extra"]) if match else None
+        self.name = match["name"] if match else ""
+        self._spec = match["spec"].strip() if match else ""
+        self._parsed: Any = None
+
+    def _requirement(self) -> Any:
+        if self._parsed is None:
+            from packaging.requirements import Requirement
+
+            self._parsed = Requirement(self.text)
+            self.name = self._parsed.name
+        return self._parsed
+
+    def only_for(self, extra: str) -> bool:
+        """True when the marker holds for ``extra`` but not without any extra."""
+        if self._extra is not None:
+            return self._extra == _canonical(extra) and self._extra != ""
+        marker = self._requirement().marker
+        if marker is None or not marker.evaluate({"extra": extra}):
+            return False
+        return not marker.evaluate({"extra": ""})  # not a base requirement naming extras
+
+    @property
+    def specifier(self) -> Any:
+        if self._extra is None:
+            return self._requirement().specifier
+        from packaging.specifiers import SpecifierSet
+
+        return SpecifierSet(self._spec)
+
+
+def _missing_extra(ep: metadata.EntryPoint, info: _DistInfo | None = None) -> str | None:
+    """The install command for the extra named like ``ep`` when it is not installed, else None."""
     dist = ep.dist
-    if dist is None or ep.name not in (dist.metadata.get_all("Provides-Extra") or []):
+    if dist is None:
+        return None
+    info = info or _DistInfo(dist)
+    if ep.name not in info.extras:
         return None
     missing: list[str] = []
-    for text in dist.requires or []:
-        req = Requirement(text)
-        if req.marker is None or not req.marker.evaluate({"extra": ep.name}):
+    for req in info.requires:
+        if not req.only_for(ep.name):
             continue
-        if req.marker.evaluate({"extra": ""}):
-            continue  # a base requirement that only mentions extras in an "or"
         try:
             installed = metadata.version(req.name)
         except metadata.PackageNotFoundError:
             missing.append(req.name)
             continue
-        if req.specifier and not req.specifier.contains(installed, prereleases=True):
-            missing.append(f"{req.name} (have {installed}, need {req.specifier})")
+        specifier = req.specifier
+        if specifier and not specifier.contains(installed, prereleases=True):
+            missing.append(f"{req.name} (have {installed}, need {specifier})")
     if not missing:
         return None
-    name = canonicalize_name(dist.metadata["Name"])
+    from packaging.utils import canonicalize_name
+
+    name = canonicalize_name(info.name)
     return f"needs {', '.join(missing)}: pip install '{name}[{ep.name}]'"
 
 
@@ -128,15 +209,18 @@ class PluginManager:
             return self
         self.loaded = True
         disabled = self.disabled_names
+        dists: dict[int, _DistInfo] = {}
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.metadata["Name"] if ep.dist else None
-            version = ep.dist.version if ep.dist else None
+            meta = None
+            if ep.dist is not None:
+                meta = dists.get(id(ep.dist)) or dists.setdefault(id(ep.dist), _DistInfo(ep.dist))
+            dist, version = (meta.name, meta.version) if meta else (None, None)
             info = PluginInfo(ep.name, ep.value, dist, version, "active")
             self.infos[ep.name] = info
             if ep.name in disabled:
                 info.status, info.reason = "disabled", f"named in {DISABLED_PLUGINS_ENV_VAR}"
                 continue
-            missing = _missing_extra(ep)
+            missing = _missing_extra(ep, meta)
             if missing:
                 info.status, info.reason = "inactive", missing
                 continue

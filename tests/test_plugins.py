@@ -122,6 +122,49 @@ def test_bundled_plugins_are_listed_with_their_extras() -> None:
             assert plugin["reason"].endswith(f"pip install 'envguard[{name}]'")
 
 
+# Requires-Dist lines: the forms build backends write (read without packaging's parser) and
+# others (read by packaging); the plugin check must answer as packaging does for each.
+REQUIREMENTS = [
+    'dvc>=3.50; extra == "dvc"',
+    "mlflow[auth]>=3.4; extra == 'mlflow'",
+    "boto3<1.43.118,>=1.34; extra == 's3'",
+    'psycopg[binary] >= 3.1 ; extra == "Dvc_S3"',
+    "pkg[a, b] ~= 1.2 , != 1.3.* ; extra=='dvc.s3'",
+    "pkg===1.0foo; extra == 'dvc'",
+    'pkg; extra == ""',  # never applies to an extra: a base requirement
+    'pkg; extra == "v1"',
+    'pkg; extra == "2"',
+    'pkg; extra != "dvc"',
+    'pkg; python_version >= "3"',
+    'pkg; extra == "dvc" or python_version >= "3"',
+    'pkg; extra == "dvc" and python_version < "3"',
+    'pkg (>=1.0); extra == "dvc"',
+    'pkg @ https://example.invalid/pkg.whl ; extra == "dvc"',
+]
+SIMPLE = 7  # the first seven are the forms read without packaging's parser
+EXTRAS = ["dvc", "DVC", "s3", "S3", "mlflow", "dvc-s3", "dvc_s3", "v1", "v1.0", "2", "2.0", "all"]
+
+
+def test_extra_requirements_read_as_packaging_reads_them() -> None:
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    from envguard.plugins import _Requirement
+
+    texts = REQUIREMENTS + [t for t in metadata.distribution("envguard").requires or [] if ";" in t]
+    for n, text in enumerate(texts):
+        theirs, ours = Requirement(text), _Requirement(text)
+        assert (ours._extra is not None) == (n < SIMPLE or n >= len(REQUIREMENTS)), text
+        for extra in EXTRAS:
+            marker = theirs.marker
+            expected = bool(
+                marker and marker.evaluate({"extra": extra}) and not marker.evaluate({"extra": ""})
+            )
+            assert ours.only_for(extra) == expected, (text, extra)
+        assert (ours.name, str(ours.specifier)) == (theirs.name, str(theirs.specifier)), text
+
+
 def test_a_broken_entry_point_of_another_tool_marks_the_plugin_broken(tmp_path: Path) -> None:
     """MLflow only warns when a plugin's entry point fails to import; envguard plugins says so."""
     make_distribution(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -120,6 +119,8 @@ def policy_init(directory: Path, force: bool) -> None:
 
 def default_policy_text() -> str:
     """The embedded default policy (identical to ``examples/envguard.toml``)."""
+    from importlib import resources  # here: it costs every envguard command ~10 ms
+
     return (resources.files("envguard") / "templates" / "envguard.toml").read_text("utf-8")
 
 

@@ -19,7 +19,6 @@ import os
 import socket
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,8 @@ def deliver(hook: WebhookSpec, body: bytes) -> None:
         raise OSError(f"${hook.secret_env} is not set: deliveries to {hook.url} must be signed")
     if not hook.url.startswith(("http://", "https://")):
         raise OSError(f"{hook.url}: only http and https webhooks are supported")
+    import urllib.request  # here: http.client and ssl cost every envguard command ~10 ms
+
     timestamp = str(int(time.time()))
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         hook.url,
