@@ -3,7 +3,8 @@
 :class:`LineageStore` is the interface; :class:`~envguard.lineage.sql.SqlLineageStore` is its one
 implementation (SQLite file by default, PostgreSQL by URL). Open the policy's store with
 :func:`open_store`. The hash chain is documented in :mod:`envguard.lineage.events`; verification
-in :mod:`envguard.lineage.verify`. SQLAlchemy is imported only when a store is opened.
+in :mod:`envguard.lineage.verify`. SQLAlchemy is imported only when a store needs it: a store in a
+plain local SQLite file serves the usual reads and appends without it (:mod:`.sqlite_direct`).
 
 Entity names used across envguard:
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "LINEAGE_URL_ENV_VAR",
+    "SCHEMA_REVISION",
     "Event",
     "EventDraft",
     "LineageStore",
@@ -45,6 +47,10 @@ __all__ = [
 ]
 
 LINEAGE_URL_ENV_VAR = "ENVGUARD_LINEAGE_URL"
+
+#: The alembic revision this code expects (the newest in migrations/versions). Here rather than
+#: in :mod:`envguard.lineage.schema`, so that checking it does not import SQLAlchemy.
+SCHEMA_REVISION = "0002"
 
 
 def dataset_entity(sha256: str) -> str:

@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
 )
 
+from envguard.lineage import SCHEMA_REVISION  # the expected revision lives in the package
+
 __all__ = [
     "SCHEMA_REVISION",
     "chain_head",
@@ -34,9 +36,6 @@ __all__ = [
     "events",
     "metadata",
 ]
-
-#: The alembic revision this code expects (the newest in migrations/versions).
-SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 

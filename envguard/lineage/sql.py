@@ -1,20 +1,25 @@
-"""The SQLAlchemy lineage store: SQLite (WAL) by default, PostgreSQL by URL."""
+"""The SQLAlchemy lineage store: SQLite (WAL) by default, PostgreSQL by URL.
+
+SQLAlchemy is imported when it is first used: a store in a plain local SQLite file takes its hot
+paths (schema check, reads, one-level edge lookups, appends) through the standard library's
+driver (:mod:`envguard.lineage.sqlite_direct`) and never needs it on a command's usual path.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Protocol
-
-import sqlalchemy as sa
-from sqlalchemy import event as sa_event
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from envguard.errors import StoreError
-from envguard.lineage import schema as t
+from envguard.lineage import SCHEMA_REVISION
 from envguard.lineage.events import (
     Event,
     EventDraft,
@@ -25,6 +30,31 @@ from envguard.lineage.events import (
     utc_now,
 )
 from envguard.lineage.spool import Spool
+from envguard.lineage.sqlite_direct import (
+    HANDLED_ERRORS,
+    DirectConnection,
+    DirectSqlite,
+    direct_path,
+)
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+
+    from envguard.lineage import schema as t
+else:
+
+    class _Module:
+        """A module imported on first attribute access (SQLAlchemy costs ~0.2-0.3 s)."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(import_module(self._name), attr)
+
+    sa = _Module("sqlalchemy")
+    t = _Module("envguard.lineage.schema")
 
 __all__ = ["Checkpoint", "Edge", "SqlLineageStore", "event_from_body"]
 
@@ -81,6 +111,8 @@ class Signer(Protocol):
 
 
 def redact_url(url: str) -> str:
+    if direct_path(url) is not None:
+        return url  # no credentials, nothing SQLAlchemy would render differently
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -104,14 +136,29 @@ class SqlLineageStore:
         self.checkpoint_every = checkpoint_every
         self.signer = signer
         self.spool = Spool(spool_dir) if spool_dir else None
-        self.engine = _make_engine(url, timeout)
-        self.is_postgres = self.engine.dialect.name == "postgresql"
-        self._marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._timeout = timeout
+        path = direct_path(url)
+        self._direct = DirectSqlite(path, timeout) if path is not None else None
+        if self._direct is not None:
+            self.is_postgres, self._marker = False, "?"  # pysqlite's dialect and paramstyle
+        else:
+            self.is_postgres = self.engine.dialect.name == "postgresql"
+            self._marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = _write_statements(self._marker, self.is_postgres)
         self._ready = False
 
+    @cached_property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created with the store, or on first use for a plain SQLite
+        file)."""
+        return _make_engine(self.url, self._timeout)
+
     def _ensure_schema(self) -> None:
         """Create or upgrade the schema on first use (raises sqlalchemy errors as they come)."""
+        if not self._ready and self._direct is not None:
+            # On any error SQLAlchemy reads it again below, and reports what it finds.
+            with contextlib.suppress(sqlite3.Error):
+                self._ready = self._direct.schema_revision() == SCHEMA_REVISION
         if not self._ready:
             from envguard.lineage.migrate import ensure_schema
 
@@ -127,7 +174,10 @@ class SqlLineageStore:
         return self
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._direct is not None:
+            self._direct.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     def __enter__(self) -> SqlLineageStore:
         return self
@@ -153,10 +203,12 @@ class SqlLineageStore:
         pending = self.spool.pending() if self.spool else []
         try:
             self._ensure_schema()
-            with self._writing() as conn:
-                replayed = [EventDraft.from_json(item) for _, items in pending for item in items]
-                written = self._append_locked(conn, [*replayed, *stamped])
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+            written = None if self._direct is None else self._append_direct(pending, stamped)
+            if written is None:
+                with self._writing() as conn:
+                    replayed = [EventDraft.from_json(i) for _, items in pending for i in items]
+                    written = self._append_locked(conn, [*replayed, *stamped])
+        except _handled_errors() as exc:
             if self.spool:
                 self.spool.release([path for path, _ in pending])
             if required or self.spool is None:
@@ -177,7 +229,27 @@ class SqlLineageStore:
             self.spool.done([path for path, _ in pending])
         return written[len(written) - len(stamped) :]
 
-    def _append_locked(self, conn: Connection, drafts: Sequence[EventDraft]) -> list[Event]:
+    def _append_direct(
+        self, pending: list[tuple[Path, list[dict[str, Any]]]], stamped: list[EventDraft]
+    ) -> list[Event] | None:
+        """The append through the standard library's driver (same transaction, statements and
+        chain); None when it failed with an error the log does not handle itself: it was rolled
+        back, and the append is made again through SQLAlchemy, which raises that error as it
+        always did."""
+        assert self._direct is not None
+        try:
+            with self._direct.writing() as conn:
+                replayed = [EventDraft.from_json(item) for _, items in pending for item in items]
+                return self._append_locked(conn, [*replayed, *stamped])
+        except HANDLED_ERRORS:
+            raise
+        except Exception:  # rolled back; SQLAlchemy's path raises it as before
+            log.debug("direct SQLite append failed; appending through SQLAlchemy", exc_info=True)
+            return None
+
+    def _append_locked(
+        self, conn: Connection | DirectConnection, drafts: Sequence[EventDraft]
+    ) -> list[Event]:
         """Chain and insert ``drafts`` under the chain head's lock. Fixed statements run at the
         driver level (``exec_driver_sql``, executemany): an observation written at every run's
         end must cost little beside MLflow's own writes."""
@@ -247,11 +319,16 @@ class SqlLineageStore:
                     self._insert_checkpoint(conn, event.seq, event.hash)
         return written
 
-    def _insert_checkpoint(self, conn: Connection, seq: int, head_hash: str) -> Checkpoint:
+    def _insert_checkpoint(
+        self, conn: Connection | DirectConnection, seq: int, head_hash: str
+    ) -> Checkpoint:
         time = utc_now()
         assert self.signer is not None
         signature = self.signer.sign(checkpoint_message(seq, head_hash, time))
         cp = Checkpoint(seq, head_hash, time, self.signer.key_id, signature)
+        if isinstance(conn, DirectConnection):
+            conn.exec_driver_sql(_CHECKPOINT_INSERT, (seq, head_hash, time, cp.keyid, signature))
+            return cp
         conn.execute(
             t.checkpoints.insert().values(
                 **{k: getattr(cp, k) for k in ("seq", "head_hash", "time", "keyid", "signature")}
@@ -281,6 +358,9 @@ class SqlLineageStore:
         SQLAlchemy statement building, one statement, one snapshot. ``sql`` is fixed text from
         the caller; only ``params`` carry values."""
         self.open()
+        if self._direct is not None:
+            with contextlib.suppress(sqlite3.Error):  # SQLAlchemy's path reports it, as before
+                return self._direct.read(sql, params)
         if self._marker != "?":
             sql = sql.replace("?", self._marker)
         raw = self.engine.raw_connection()
@@ -367,12 +447,18 @@ class SqlLineageStore:
         """Every edge whose ``dst`` is one of ``nodes``, as (src, dst, relation), one level only;
         for integrations that look up many entities at once (thousands of objects)."""
         self.open()
+        if self._direct is not None:
+            with contextlib.suppress(sqlite3.Error):  # SQLAlchemy's path reports it, as before
+                return self._direct.edges("dst", nodes, _IN_CHUNK)
         with self.engine.connect() as conn:
             return [(r.src, r.dst, r.relation) for r in self._edges(conn, "dst", nodes)]
 
     def edges_out_of(self, nodes: Iterable[str]) -> list[tuple[str, str, str]]:
         """Every edge whose ``src`` is one of ``nodes``, as (src, dst, relation), one level."""
         self.open()
+        if self._direct is not None:
+            with contextlib.suppress(sqlite3.Error):  # SQLAlchemy's path reports it, as before
+                return self._direct.edges("src", nodes, _IN_CHUNK)
         with self.engine.connect() as conn:
             return [(r.src, r.dst, r.relation) for r in self._edges(conn, "src", nodes)]
 
@@ -475,6 +561,22 @@ _WRITES = {
 }
 
 
+_CHECKPOINT_INSERT = (
+    "INSERT INTO checkpoints (seq, head_hash, time, keyid, signature) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _handled_errors() -> tuple[type[BaseException], ...]:
+    """What an append handles (spool or refuse): the driver's errors on the direct path, and
+    SQLAlchemy's wrappers of them (imported here only when one is being matched)."""
+    return (
+        *HANDLED_ERRORS,
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.InternalError,
+    )
+
+
 def _write_statements(marker: str, postgres: bool) -> dict[str, str]:
     """The appender's fixed statements, in the driver's placeholder style; PostgreSQL locks the
     chain head row (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock)."""
@@ -521,6 +623,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _make_engine(url: str, timeout: float) -> Engine:
+    from sqlalchemy import event as sa_event
+
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": timeout})
 

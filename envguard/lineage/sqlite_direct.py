@@ -1,0 +1,194 @@
+"""A SQLite lineage store's hot paths through the standard library's driver, without SQLAlchemy.
+
+Importing SQLAlchemy costs ~0.2-0.3 s, a third of a short command such as ``envguard data
+check``. For a store in a local SQLite file named by a plain URL (``sqlite:////ABSOLUTE/PATH``,
+no query string, no driver name), :class:`~envguard.lineage.sql.SqlLineageStore` takes its
+schema check, ``read``, its one-level edge lookups and ``append_many`` through
+:class:`DirectSqlite`: the same connection settings as its SQLAlchemy engine (``timeout``,
+``busy_timeout``, WAL, ``synchronous = NORMAL``, autocommit with explicit ``BEGIN``), the same
+transaction for an append (``BEGIN IMMEDIATE``, the chain head read and moved in it) and the same
+statements.
+
+Only success is handled here, and the errors the log handles itself (``OperationalError``,
+``InterfaceError``, ``InternalError``: the store is locked, read-only or gone; the event is spooled
+or the action refused, with the driver's message). Anything else (a schema to create or upgrade,
+an unexpected row, any other error) is left to SQLAlchemy, which does and says exactly what it
+always did: the schema check falls back to it, and an append rolled back here is made again
+through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["HANDLED_ERRORS", "DirectConnection", "DirectSqlite", "Unexpected", "direct_path"]
+
+log = logging.getLogger(__name__)
+
+#: The errors an append handles (spool or refuse), as SQLAlchemy's wrappers of them are handled.
+HANDLED_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sqlite3.InternalError)
+
+# Characters that SQLAlchemy's URL parser keeps as they are in a database path (no %-escapes).
+_URL = re.compile(r"^sqlite:///(/[A-Za-z0-9/._+~-]+)$")
+
+
+def direct_path(url: str) -> str | None:
+    """The file of a plain SQLite URL this module serves, else None (SQLAlchemy serves it)."""
+    match = _URL.match(url)
+    return match[1] if match else None
+
+
+class Unexpected(Exception):
+    """A result this module does not interpret (the append is made again through SQLAlchemy)."""
+
+
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise Unexpected(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+
+class DirectConnection:
+    """What :meth:`SqlLineageStore._append_locked` asks of a connection in a write transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def exec_driver_sql(self, sql: str, params: Any = ()) -> _Rows:
+        """A list of rows is an executemany, as for SQLAlchemy's ``exec_driver_sql`` (which
+        reads an empty list as no parameters: left to it)."""
+        if isinstance(params, list):
+            if not params:
+                raise Unexpected("an empty list of rows")
+            self._conn.executemany(sql, params)
+            return _Rows([])
+        return _Rows(self._conn.execute(sql, params).fetchall())
+
+
+class DirectSqlite:
+    """Pooled ``sqlite3`` connections to one database file, set up as the store's engine sets up
+    its own (:func:`envguard.lineage.sql._make_engine`)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False)
+        try:
+            conn.isolation_level = None  # we issue BEGIN ourselves
+            cursor = conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode and str(mode[0]).lower() != "wal":
+                log.debug("sqlite journal mode is %s, not WAL", mode[0])
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool; one that failed, or is left in a transaction, is closed."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child does not share its parent's connections
+                self._idle, self._pid = [], os.getpid()
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        ok = False
+        try:
+            yield conn
+            ok = not conn.in_transaction
+        finally:
+            if ok:
+                with self._lock:
+                    self._idle.append(conn)
+            else:
+                conn.close()
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement in autocommit (one snapshot), as the store's ``read`` on its engine."""
+        with self.connection() as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+
+    def read_snapshot(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Several statements in one read transaction (``BEGIN`` ... ``ROLLBACK``), as a
+        SQLAlchemy connection on the store's engine runs them."""
+        with self.connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                return [conn.execute(sql, tuple(params)).fetchall() for sql, params in statements]
+            finally:
+                conn.rollback()
+
+    def edges(self, column: str, nodes: Iterable[str], chunk: int) -> list[tuple[str, str, str]]:
+        """(src, dst, relation) of every edge whose ``column`` (``src`` or ``dst``) is one of
+        ``nodes``, ``chunk`` nodes a statement, in one read transaction."""
+        assert column in ("src", "dst")
+        items = list(nodes)
+        statements = [
+            (
+                f"SELECT src, dst, relation FROM edges WHERE {column} IN "  # noqa: S608 - fixed column
+                f"({', '.join('?' * len(items[start : start + chunk]))})",
+                items[start : start + chunk],
+            )
+            for start in range(0, len(items), chunk)
+        ]
+        return [tuple(row) for rows in self.read_snapshot(statements) for row in rows]
+
+    def schema_revision(self) -> str | None:
+        """The alembic revision recorded in the file, read as :func:`envguard.lineage.migrate.
+        schema_revision` reads it, in one read transaction (raises the driver's errors)."""
+        with self.connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                table = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+                ).fetchall()
+                if not table:
+                    return None
+                row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            finally:
+                conn.rollback()
+        return None if row is None else str(row[0])
+
+    @contextmanager
+    def writing(self) -> Iterator[DirectConnection]:
+        """A write transaction (``BEGIN IMMEDIATE``: the database's write lock), committed at the
+        end of the block and rolled back when it raises."""
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield DirectConnection(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
