@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: The errors an append handles (spool or refuse), as SQLAlchemy's wrappers of them are handled.
 HANDLED_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sqlite3.InternalError)
 
+#: Idle connections kept, as SQLAlchemy's QueuePool keeps (more are closed when returned).
+_POOL_SIZE = 5
+
 # Characters that SQLAlchemy's URL parser keeps as they are in a database path (no %-escapes).
 _URL = re.compile(r"^sqlite:///(/[A-Za-z0-9/._+~-]+)$")
 
@@ -105,7 +108,8 @@ class DirectSqlite:
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection of the pool; one that failed, or is left in a transaction, is closed."""
+        """A connection of the pool; one that failed, or is left in a transaction, or beyond the
+        pool's size, is closed."""
         with self._lock:
             if self._pid != os.getpid():  # a forked child does not share its parent's connections
                 self._idle, self._pid = [], os.getpid()
@@ -117,10 +121,11 @@ class DirectSqlite:
             yield conn
             ok = not conn.in_transaction
         finally:
-            if ok:
-                with self._lock:
+            with self._lock:
+                keep = ok and len(self._idle) < _POOL_SIZE
+                if keep:
                     self._idle.append(conn)
-            else:
+            if not keep:
                 conn.close()
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
