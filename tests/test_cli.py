@@ -100,3 +100,16 @@ def test_json_errors_are_json(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["error"] == "PolicyError"
     assert data["problems"][0]["field"] == "environments.x.tier"
+
+
+def test_an_empty_data_folder_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """`data register` / `data check` of a folder without files: exit 2 naming the folder (it
+    once reached the store with no events and printed a driver error)."""
+    (tmp_path / "envguard.toml").write_text((ROOT / "examples" / "envguard.toml").read_text())
+    (tmp_path / "empty").mkdir()
+    for command in (["register", "empty", "--env", "prod"], ["check", "empty"]):
+        result = run("-m", "envguard", "data", *command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "empty: folder holds no files; name files or a data folder" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".envguard" / "lineage.db").exists()  # nothing was written

@@ -29,7 +29,10 @@ def _existing_files(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            if not found:
+                raise InputError(str(path), "folder holds no files; name files or a data folder")
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:

@@ -200,6 +200,8 @@ class SqlLineageStore:
 
     def append_many(self, drafts: Sequence[EventDraft], *, required: bool = True) -> list[Event]:
         stamped = [d if d.time else _with_time(d) for d in drafts]
+        if not stamped:
+            return []  # nothing to record (a spooled batch waits for the next real write)
         pending = self.spool.pending() if self.spool else []
         try:
             self._ensure_schema()

@@ -69,14 +69,19 @@ def test_both_paths_write_one_chain_with_the_same_rows(tmp_path: Path) -> None:
         through_sa.close()
 
 
-def test_an_error_the_log_does_not_handle_is_sqlalchemys_as_before(tmp_path: Path) -> None:
-    """An empty append: SQLAlchemy reads an empty list of rows as no parameters and the driver
-    refuses the statement. The direct path leaves it to SQLAlchemy: same error, nothing written."""
+def test_an_error_the_log_does_not_handle_is_raised_as_before(tmp_path: Path) -> None:
+    """A payload that is not JSON fails inside the append's transaction: the direct path rolls
+    it back and leaves it to SQLAlchemy's path, which raises the same error; nothing is written.
+    An empty append writes nothing and returns no events."""
+    from dataclasses import replace
+
     store = SqlLineageStore(f"sqlite:///{tmp_path / 'lineage.db'}")
     try:
         store.append(draft(1))
-        with pytest.raises(sa.exc.ProgrammingError):
-            store.append_many([])
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            store.append_many([draft(2), replace(draft(3), payload={"bad": object()})])
+        assert store.head()[0] == 1
+        assert store.append_many([]) == []
         assert store.head()[0] == 1
     finally:
         store.close()
