@@ -122,11 +122,17 @@ class Observations:
             self._timer.start()
 
     def _flush_when_idle(self) -> None:
+        """The timer thread: it ends when nothing waits (it is started again by the next
+        record), so that a process holds no thread, and no runtime, that it does not use."""
         while True:
-            since = self._since
+            with self._lock:
+                since = self._since
+                if since is None:
+                    self._timer = None
+                    return
             now = time.monotonic()
-            if since is None or since + 2 * FLUSH_AFTER > now:
-                time.sleep(FLUSH_AFTER if since is None else since + 2 * FLUSH_AFTER - now)
+            if since + 2 * FLUSH_AFTER > now:
+                time.sleep(since + 2 * FLUSH_AFTER - now)
             elif not self.flush():  # the store failed: try again later, not in a busy loop
                 time.sleep(FLUSH_AFTER)
 
