@@ -36,6 +36,7 @@ from envguard.lineage.sqlite_direct import (
     DirectSqlite,
     direct_path,
 )
+from envguard.lineage.sqlite_direct import configure as configure_sqlite
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -632,14 +633,7 @@ def _make_engine(url: str, timeout: float) -> Engine:
 
         @sa_event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode and str(mode[0]).lower() != "wal":
-                log.debug("sqlite journal mode is %s, not WAL", mode[0])
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.close()
+            configure_sqlite(dbapi_connection, timeout)
 
         @sa_event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:

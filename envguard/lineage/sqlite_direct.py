@@ -28,7 +28,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["HANDLED_ERRORS", "DirectConnection", "DirectSqlite", "Unexpected", "direct_path"]
+__all__ = [
+    "HANDLED_ERRORS",
+    "DirectConnection",
+    "DirectSqlite",
+    "Unexpected",
+    "configure",
+    "direct_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,20 @@ def direct_path(url: str) -> str | None:
     """The file of a plain SQLite URL this module serves, else None (SQLAlchemy serves it)."""
     match = _URL.match(url)
     return match[1] if match else None
+
+
+def configure(conn: Any, timeout: float) -> None:
+    """Set up a new SQLite connection of a lineage store, on either path (this module's pool,
+    or the SQLAlchemy engine's ``connect`` event): autocommit with explicit ``BEGIN``, the busy
+    timeout, WAL and ``synchronous = NORMAL``."""
+    conn.isolation_level = None  # we issue BEGIN ourselves
+    cursor = conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode and str(mode[0]).lower() != "wal":
+        log.debug("sqlite journal mode is %s, not WAL", mode[0])
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
 
 
 class Unexpected(Exception):
@@ -93,14 +114,7 @@ class DirectSqlite:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False)
         try:
-            conn.isolation_level = None  # we issue BEGIN ourselves
-            cursor = conn.cursor()
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode and str(mode[0]).lower() != "wal":
-                log.debug("sqlite journal mode is %s, not WAL", mode[0])
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.close()
+            configure(conn, self.timeout)
         except BaseException:
             conn.close()
             raise
