@@ -165,23 +165,19 @@ class Observations:
                 journal.close()  # an empty journal is removed
             return True
 
-    def close(self) -> None:
-        self.flush()
-
-
-@atexit.register
-def _flush_all() -> None:
-    global _exiting  # noqa: PLW0603 - one flag per process
-    _exiting = True
-    for observations in list(_open):
-        observations.close()
-
 
 def flush_all() -> None:
-    """Write what waits in every runtime of this process (before a registry call)."""
+    """Write what waits in every runtime of this process (before a registry call, at exit)."""
     for observations in list(_open):
         if observations._since is not None:
             observations.flush()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    global _exiting  # noqa: PLW0603 - one flag per process
+    _exiting = True
+    flush_all()
 
 
 def _forget_in_child() -> None:
