@@ -155,11 +155,15 @@ class SqlLineageStore:
         return _make_engine(self.url, self._timeout)
 
     def _ensure_schema(self) -> None:
-        """Create or upgrade the schema on first use (raises sqlalchemy errors as they come)."""
+        """Create or upgrade the schema on first use (raises sqlalchemy errors as they come). A
+        new plain SQLite file gets the current schema directly (``DirectSqlite.create_schema``)."""
         if not self._ready and self._direct is not None:
             # On any error SQLAlchemy reads it again below, and reports what it finds.
             with contextlib.suppress(sqlite3.Error):
-                self._ready = self._direct.schema_revision() == SCHEMA_REVISION
+                revision = self._direct.schema_revision()
+                self._ready = revision == SCHEMA_REVISION or (
+                    revision is None and self._direct.create_schema(SCHEMA_REVISION)
+                )
         if not self._ready:
             from envguard.lineage.migrate import ensure_schema
 

@@ -30,6 +30,8 @@ from typing import Any
 
 __all__ = [
     "HANDLED_ERRORS",
+    "SCHEMA",
+    "SCHEMA_OF",
     "DirectConnection",
     "DirectSqlite",
     "Unexpected",
@@ -47,6 +49,36 @@ _POOL_SIZE = 5
 
 # Characters that SQLAlchemy's URL parser keeps as they are in a database path (no %-escapes).
 _URL = re.compile(r"^sqlite:///(/[A-Za-z0-9/._+~-]+)$")
+
+
+#: The revision :data:`SCHEMA` is: created here only while it is envguard's current one.
+SCHEMA_OF = "0002"
+
+#: The schema of :data:`SCHEMA_OF` as alembic's migrations leave it in SQLite, statement for
+#: statement (``sqlite_master`` keeps the text): creating it directly saves importing SQLAlchemy
+#: and alembic (~1-2 s) on a store's first use. tests/lineage/test_sqlite_direct.py compares it
+#: with what the migrations make; a new migration fails that test until this is brought up to it.
+SCHEMA = (
+    "CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n\t"
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)",
+    "CREATE TABLE chain_head (\n\tid INTEGER NOT NULL, \n\tseq BIGINT NOT NULL, \n\t"
+    "hash VARCHAR(64) NOT NULL, \n\tPRIMARY KEY (id)\n)",
+    "CREATE TABLE event_entities (\n\tentity TEXT NOT NULL, \n\tseq BIGINT NOT NULL, \n\t"
+    "PRIMARY KEY (entity, seq)\n)",
+    "CREATE TABLE edges (\n\tsrc TEXT NOT NULL, \n\tdst TEXT NOT NULL, \n\t"
+    "relation VARCHAR(64) NOT NULL, \n\tseq BIGINT NOT NULL, \n\t"
+    "PRIMARY KEY (src, dst, relation, seq)\n)",
+    "CREATE INDEX ix_edges_dst ON edges (dst, src)",
+    "CREATE TABLE checkpoints (\n\tseq BIGINT NOT NULL, \n\thead_hash VARCHAR(64) NOT NULL, "
+    "\n\ttime VARCHAR(40) NOT NULL, \n\tkeyid VARCHAR(64) NOT NULL, \n\t"
+    "signature BLOB NOT NULL, \n\tPRIMARY KEY (seq)\n)",
+    'CREATE TABLE "events" (\n\tseq BIGINT NOT NULL, \n\ttime VARCHAR(40) NOT NULL, \n\t'
+    "actor TEXT NOT NULL, \n\tenvironment VARCHAR(64) NOT NULL, \n\tkind VARCHAR(64) NOT NULL, "
+    "\n\tpolicy_sha256 VARCHAR(64) NOT NULL, \n\tprev_hash VARCHAR(64) NOT NULL, \n\t"
+    "hash VARCHAR(64) NOT NULL, \n\tbody TEXT NOT NULL, \n\tPRIMARY KEY (seq)\n)",
+    "CREATE INDEX ix_events_kind_seq ON events (kind, seq)",
+    "CREATE INDEX ix_events_time ON events (time)",
+)
 
 
 def direct_path(url: str) -> str | None:
@@ -192,6 +224,29 @@ class DirectSqlite:
             finally:
                 conn.rollback()
         return None if row is None else str(row[0])
+
+    def create_schema(self, revision: str) -> bool:
+        """Create the current schema in a database that holds nothing yet, in one write
+        transaction, as alembic's migrations leave it (:data:`SCHEMA`; a test compares the two).
+        False, with nothing written, when the database already holds anything: what to do then
+        (upgrade, refuse a foreign database) is the migrations' to decide."""
+        if revision != SCHEMA_OF:
+            return False  # this module knows one revision; any other is alembic's
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall():
+                    conn.rollback()
+                    return False
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (revision,))
+                conn.execute("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, ?)", ("0" * 64,))
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        return True
 
     @contextmanager
     def writing(self) -> Iterator[DirectConnection]:

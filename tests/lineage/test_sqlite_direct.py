@@ -3,6 +3,7 @@ same chain, rows and errors as through SQLAlchemy, which it falls back to for ev
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from envguard.errors import StoreError
+from envguard.lineage import SCHEMA_REVISION
 from envguard.lineage.sql import SqlLineageStore, redact_url
-from envguard.lineage.sqlite_direct import direct_path
+from envguard.lineage.sqlite_direct import SCHEMA_OF, direct_path
 from envguard.lineage.verify import verify_store
 from tests.conftest import ROOT
 from tests.lineage.test_store import draft, no_signatures
@@ -112,15 +115,65 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
         store.close()
 
 
+def _schema(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        master = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+        rows = [tuple(row) for row in master]
+        rows += [("alembic_version", *r) for r in conn.execute("SELECT * FROM alembic_version")]
+        rows += [("chain_head", *r) for r in conn.execute("SELECT * FROM chain_head")]
+        return rows
+    finally:
+        conn.close()
+
+
+def test_a_new_file_gets_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    """Created directly (a plain URL) or by alembic (through SQLAlchemy): the same tables,
+    indexes, statements, revision and chain head. A new migration fails here until
+    ``sqlite_direct.SCHEMA`` is what the migrations then make."""
+    assert SCHEMA_OF == SCHEMA_REVISION, "bring sqlite_direct.SCHEMA up to the new revision"
+    direct = SqlLineageStore(f"sqlite:///{tmp_path / 'direct.db'}").open()
+    migrated = SqlLineageStore(f"sqlite+pysqlite:///{tmp_path / 'migrated.db'}").open()
+    direct.close()
+    migrated.close()
+    assert _schema(tmp_path / "direct.db") == _schema(tmp_path / "migrated.db")
+    assert ("alembic_version", SCHEMA_REVISION) in _schema(tmp_path / "direct.db")
+
+
+def test_a_file_that_holds_anything_is_left_to_the_migrations(tmp_path: Path) -> None:
+    """A database with tables of its own: nothing is created directly; the migrations decide,
+    as before (here: an events table that envguard did not make is refused)."""
+    path = tmp_path / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (id INTEGER)")
+    conn.commit()
+    conn.close()
+    store = SqlLineageStore(f"sqlite:///{path}")
+    assert store._direct is not None
+    assert store._direct.create_schema(SCHEMA_REVISION) is False
+    with pytest.raises(StoreError, match="not made by envguard"):
+        store.open()
+    store.close()
+    assert [r[1] for r in _schema_tables(path)] == ["events"]
+
+
+def _schema_tables(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return [tuple(r) for r in conn.execute("SELECT type, name FROM sqlite_master")]
+    finally:
+        conn.close()
+
+
 def test_the_usual_path_does_not_import_sqlalchemy(tmp_path: Path) -> None:
-    """Open an existing store, look up, read and append: SQLAlchemy is never imported."""
+    """Create a store, open it again, look up, read and append: SQLAlchemy is never imported."""
     url = f"sqlite:///{tmp_path / 'lineage.db'}"
-    SqlLineageStore(url).open().close()  # create the schema (through alembic)
     script = textwrap.dedent(
         f"""
         import sys
         from envguard.lineage.events import EventDraft
         from envguard.lineage.sql import SqlLineageStore
+        SqlLineageStore({url!r}).open().close()  # a new file: its schema is created
         store = SqlLineageStore({url!r})
         store.open()
         store.edges_out_of(["sha256:1"])
