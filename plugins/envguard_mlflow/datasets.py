@@ -108,9 +108,9 @@ def data_sha256(dataset: Any) -> str | None:
     if frame is not None and hasattr(frame, "columns"):
         digest.update(b"pandas\0")
         _array_bytes(digest, frame.index.to_numpy())
-        for column in frame.columns:
-            digest.update(f"\0{column!r}\0{frame[column].dtype}\0".encode())
-            _array_bytes(digest, frame[column].to_numpy())
+        for column, series in frame.items():  # each column once, duplicate names too
+            digest.update(f"\0{column!r}\0{series.dtype}\0".encode())
+            _array_bytes(digest, series.to_numpy())
         return digest.hexdigest()
     features = getattr(dataset, "features", None)
     if features is not None:

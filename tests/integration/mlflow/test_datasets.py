@@ -20,6 +20,35 @@ def _input_tags(client: object, run_id: str, name: str) -> dict[str, str]:
     return {t.key: t.value for t in found.tags}
 
 
+def test_the_data_digest_is_stable() -> None:
+    """The sha256 of a DataFrame is an identity in the lineage log: the same data must give the
+    same digest in every envguard version, or registered production data would go unrecognised.
+    Index, column names of any type, missing values, objects, datetimes, duplicate names."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+    from envguard_mlflow.datasets import data_sha256
+
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "name": ["a", None, "c"],
+            "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+            3: [0.5, 1.5, np.nan],
+        },
+        index=pd.Index([10, 20, 30], name="k"),
+    )
+    assert data_sha256(SimpleNamespace(df=frame)) == (
+        "7a270087ff862aaa19e4b965bfc486985ffb0dd4dfdbefb0dd336403c9092b73"
+    )
+    twice = pd.concat([frame[["id"]], frame[["id"]]], axis=1)
+    assert list(twice.columns) == ["id", "id"]
+    digest = data_sha256(SimpleNamespace(df=twice))
+    assert digest is not None
+    assert digest != data_sha256(SimpleNamespace(df=frame[["id"]]))
+
+
 def test_the_digest_covers_every_row_where_mlflows_stops_at_10000(
     guarded: Site, tracking_uri: str
 ) -> None:
