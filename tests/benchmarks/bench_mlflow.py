@@ -2,15 +2,18 @@
 
 Runs: 200 runs, each with 10 params, 10 metrics, one dataset input (a pandas dataset) and one
 small artifact, against one sqlite file, with envguard active (``ENVGUARD_ENV=train``) and with
-``ENVGUARD_DISABLE=1``, in one process that alternates blocks of 10 runs between the two. MLflow
+``ENVGUARD_DISABLE=1``, in one process that rotates blocks of 10 runs between three modes. MLflow
 caches one store per URI, so the baseline uses another spelling of the same file, whose store is
 built while envguard is disabled and so stays MLflow's own class. After each switch one untimed
 run resolves what envguard caches per process (policy, git commit, host). Each envguard block
 ends by writing the observational records still waiting (``flush_all``), inside its time, so
-that no block pays for another's. The workload is
+that no block pays for another's. The third mode, "tags", is plain MLflow (envguard disabled)
+given the very tags envguard adds to a run and to its dataset input (copied from a guarded
+run): what MLflow's store takes to write them, apart from any envguard code. The workload is
 repeated in REPEATS fresh processes; the overhead is the median over repetitions of (total time
-with envguard / total time without - 1), reported with its spread (min, max) and beside the
-median ratio of each envguard block to the baseline block just before it.
+with envguard / total time without - 1), reported with its spread (min, max), beside the
+median ratio of each envguard block to the baseline block after it, and beside the same ratio
+for the "tags" mode.
 
 Import: ``python -X importtime -c "import mlflow"`` in fresh interpreters, alternating with a
 baseline interpreter in which envguard's ``mlflow.*`` entry points are hidden from
@@ -50,38 +53,53 @@ db, runs, block = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # Two spellings of the same sqlite file: MLflow caches one store per URI, so the plain one is
 # built (and stays) MLflow's own class, the other envguard's guarded subclass.
 uris = {"plain": f"sqlite:///{os.path.relpath(db)}", "envguard": f"sqlite:///{db}"}
+uris["tags"] = uris["plain"]
 frame = pd.DataFrame({"x": range(100), "y": [i * 0.5 for i in range(100)]})
 with open("artifact.txt", "w") as handle:
     handle.write("small artifact\\n")
+# "tags": plain MLflow storing the tags envguard adds (copied from a guarded run), envguard off:
+# what MLflow's store takes to write them, apart from envguard's own code.
+extra = {"run": {}, "input": {}}
 
-def one_run(i):
-    with mlflow.start_run():
+def one_run(i, mode):
+    with mlflow.start_run(tags=extra["run"] if mode == "tags" else None) as run:
         mlflow.log_params({f"p{k}": k * i for k in range(10)})
         mlflow.log_metrics({f"m{k}": k * 0.1 + i for k in range(10)})
-        mlflow.log_input(mlflow.data.from_pandas(frame, name="bench-data"), context="training")
+        mlflow.log_input(
+            mlflow.data.from_pandas(frame, name="bench-data"),
+            context="training",
+            tags=extra["input"] if mode == "tags" else None,
+        )
         mlflow.log_artifact("artifact.txt")
+    return run.info.run_id
 
 def switch(mode):
-    if mode == "plain":
-        os.environ["ENVGUARD_DISABLE"] = "1"
-    else:
+    if mode == "envguard":
         os.environ.pop("ENVGUARD_DISABLE", None)
+    else:
+        os.environ["ENVGUARD_DISABLE"] = "1"
     runtime.reset()
     mlflow.set_tracking_uri(uris[mode])
     mlflow.set_experiment("bench")
-    one_run(-1)  # untimed: per-process facts (policy, git commit, host) resolve here, once
+    run_id = one_run(-1, mode)  # untimed: per-process facts (policy, host...) resolve here, once
+    if mode == "envguard" and not extra["run"]:
+        run = mlflow.MlflowClient(uris["plain"]).get_run(run_id)
+        extra["run"] = {k: v for k, v in run.data.tags.items() if k.startswith("envguard.")}
+        (given,) = run.inputs.dataset_inputs
+        extra["input"] = {t.key: t.value for t in given.tags if t.key.startswith("envguard.")}
 
-times = {"plain": [], "envguard": []}
-for b in range(2 * runs // block):
-    mode = ("plain", "envguard")[b % 2]
+modes = ("envguard", "plain", "tags")  # envguard first: the tags mode copies its tags
+times = {mode: [] for mode in modes}
+for b in range(len(modes) * runs // block):
+    mode = modes[b % len(modes)]
     switch(mode)
     start = time.perf_counter()
     for i in range(block):
-        one_run(i)
+        one_run(i, mode)
     if mode == "envguard":  # charge the block its own waiting records, not the next block
         flush_all()
     times[mode].append(time.perf_counter() - start)
-print(json.dumps(times))
+print(json.dumps({**times, "extra_tags": [len(extra["run"]), len(extra["input"])]}))
 """
 
 IMPORT = "import mlflow, mlflow.tracking._model_registry.utils, mlflow.tracking.context.registry"
@@ -130,7 +148,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _workload(workdir: Path, db: Path) -> dict[str, list[float]]:
+def _workload(workdir: Path, db: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", WORKLOAD, str(db), str(RUNS), str(BLOCK)],
         cwd=workdir,
@@ -156,18 +174,26 @@ def _importtime(code: str, hide: bool = False) -> tuple[int, int]:
 def run() -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="envguard-bench-mlflow-"))
     totals: list[float] = []
+    tags_only: list[float] = []
     blocks: list[float] = []
-    per_run: dict[str, list[float]] = {"envguard": [], "plain": []}
+    per_run: dict[str, list[float]] = {"envguard": [], "plain": [], "tags": []}
+    extra_tags: list[int] = []
     try:
         shutil.copy(ROOT / "examples" / "envguard.toml", workdir / "envguard.toml")
         for rep in range(REPEATS):
             times = _workload(workdir, workdir / f"bench-{rep}.db")
-            active, plain = times["envguard"], times["plain"]
+            active, plain, tagged = times["envguard"], times["plain"], times["tags"]
+            extra_tags = times["extra_tags"]
             totals.append(sum(active) / sum(plain) - 1)
+            tags_only.append(sum(tagged) / sum(plain) - 1)
             blocks += [a / p - 1 for a, p in zip(active, plain, strict=True)]
-            per_run["envguard"].append(sum(active) / RUNS * 1000)
-            per_run["plain"].append(sum(plain) / RUNS * 1000)
-            print(f"  repetition {rep + 1}: overhead {totals[-1] * 100:.2f}%", file=sys.stderr)
+            for mode, figures in per_run.items():
+                figures.append(sum(times[mode]) / RUNS * 1000)
+            print(
+                f"  repetition {rep + 1}: overhead {totals[-1] * 100:.2f}% "
+                f"(MLflow storing envguard's tags alone: {tags_only[-1] * 100:.2f}%)",
+                file=sys.stderr,
+            )
         added, loaded, present, absent = [], [], [], []
         for _ in range(IMPORT_REPEATS):  # alternate: present, absent
             mine, total = _importtime(IMPORT)
@@ -183,9 +209,10 @@ def run() -> dict[str, Any]:
     return {
         "name": NAME,
         "command": f"{REPEATS} x {RUNS} runs x (10 params, 10 metrics, 1 pandas dataset input, "
-        f"1 artifact) on one sqlite store, ENVGUARD_ENV=train, in blocks of {BLOCK} alternating "
-        "with the baseline in one process; overhead = median over repetitions of total time "
-        "ratio - 1; import: python -X importtime -c 'import mlflow' (median of "
+        f"1 artifact) on one sqlite store, ENVGUARD_ENV=train, in blocks of {BLOCK} rotating "
+        "with the baseline and a tags-only mode in one process; overhead = median over "
+        "repetitions of total time ratio - 1; tags-only: plain MLflow given envguard's run and "
+        "input tags, same ratio; import: python -X importtime -c 'import mlflow' (median of "
         f"{IMPORT_REPEATS}), cumulative time of the envguard modules it loads; first use: the "
         "same after building a store and resolving run-context tags, ENVGUARD_DISABLE=1",
         "baseline": "the same runs with ENVGUARD_DISABLE=1 (plain MLflow stores) on the same "
@@ -194,6 +221,10 @@ def run() -> dict[str, Any]:
         "results": {
             "envguard_ms_per_run": round(statistics.median(per_run["envguard"]), 3),
             "plain_ms_per_run": round(statistics.median(per_run["plain"]), 3),
+            "tags_only_ms_per_run": round(statistics.median(per_run["tags"]), 3),
+            "tags_only_overhead_pct": round(statistics.median(tags_only) * 100, 2),
+            "envguard_run_tags": extra_tags[0] if extra_tags else 0,
+            "envguard_input_tags": extra_tags[1] if extra_tags else 0,
             "overhead_pct": round(overhead * 100, 2),
             "overhead_pct_min": round(min(totals) * 100, 2),
             "overhead_pct_max": round(max(totals) * 100, 2),
