@@ -398,6 +398,20 @@ class SqlLineageStore:
         after_seq: int = 0,
         limit: int | None = None,
     ) -> Iterator[Event]:
+        self.open()
+        if self._direct is not None:
+            sql, params = _events_sql(kind, entity, since, after_seq, limit)
+            rows = self._direct.stream(sql, params)
+            try:
+                first = next(rows, None)  # the statement runs here
+            except sqlite3.Error:  # SQLAlchemy's path runs it again and reports it, as before
+                pass
+            else:
+                if first is not None:
+                    yield event_from_body(*first)
+                    for row in rows:
+                        yield event_from_body(*row)
+                return
         query = sa.select(t.events).where(t.events.c.seq > after_seq).order_by(t.events.c.seq)
         if kind:
             query = query.where(t.events.c.kind == kind)
@@ -408,7 +422,6 @@ class SqlLineageStore:
             query = query.where(t.events.c.seq.in_(sub))
         if limit:
             query = query.limit(limit)
-        self.open()
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=2000).execute(query)
             for row in result:
@@ -591,6 +604,28 @@ def _write_statements(marker: str, postgres: bool) -> dict[str, str]:
     if postgres:
         out["head"] += " FOR UPDATE"
     return out
+
+
+def _events_sql(
+    kind: str | None, entity: str | None, since: str | None, after_seq: int, limit: int | None
+) -> tuple[str, list[Any]]:
+    """The statement :meth:`SqlLineageStore.events` runs through SQLAlchemy, for ``sqlite3``."""
+    where: list[str] = ["seq > ?"]
+    params: list[Any] = [after_seq]
+    if kind:
+        where.append("kind = ?")
+        params.append(kind)
+    if since:
+        where.append("time >= ?")
+        params.append(since)
+    if entity:
+        where.append("seq IN (SELECT seq FROM event_entities WHERE entity = ?)")
+        params.append(entity)
+    sql = f"SELECT seq, body, prev_hash, hash FROM events WHERE {' AND '.join(where)} ORDER BY seq"  # noqa: S608 - fixed clauses, values are parameters
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
 
 
 def _event(row: Any) -> Event:

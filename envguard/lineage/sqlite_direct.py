@@ -184,6 +184,18 @@ class DirectSqlite:
             finally:
                 cursor.close()
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of one statement (one snapshot), fetched in batches as they are consumed; the
+        connection goes back to the pool when the iterator ends or is closed."""
+        with self.connection() as conn:
+            cursor = conn.execute(sql, tuple(params))
+            try:
+                while batch := cursor.fetchmany(2000):
+                    for row in batch:
+                        yield tuple(row)
+            finally:
+                cursor.close()
+
     def read_snapshot(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
         """Several statements in one read transaction (``BEGIN`` ... ``ROLLBACK``), as a
         SQLAlchemy connection on the store's engine runs them."""

@@ -67,6 +67,22 @@ def test_both_paths_write_one_chain_with_the_same_rows(tmp_path: Path) -> None:
         many = [f"sha256:{i}" for i in range(1200)]  # three chunks of the IN list
         assert sorted(direct.edges_into(many)) == sorted(through_sa.edges_into(many))
         assert len(direct.edges_into(many)) == 12
+        kinded = direct.append(draft(7, kind="dataset.registered"))
+        assert kinded is not None
+        for query in (
+            {},
+            {"kind": "dataset.registered"},
+            {"entity": "run:2"},
+            {"entity": "sha256:3", "after_seq": 2},
+            {"since": written[5].time, "limit": 3},
+            {"kind": "derivation", "entity": "run:104", "limit": 1},
+            {"kind": "nothing"},
+        ):
+            mine = [e.to_dict() for e in direct.events(**query)]  # type: ignore[arg-type]
+            theirs = [e.to_dict() for e in through_sa.events(**query)]  # type: ignore[arg-type]
+            assert mine == theirs, query
+        assert [e.seq for e in direct.events(entity="run:2")] == [5]  # draft(2): the fifth
+        assert [e.seq for e in direct.events(kind="dataset.registered")] == [kinded.seq]
     finally:
         direct.close()
         through_sa.close()
