@@ -167,11 +167,16 @@ _UPSTREAM = (
 )
 
 
+_ANY_UPSTREAM = "SELECT 1 FROM edges WHERE dst = ? LIMIT 1"
+
+
 def upstream_graph(store: SqlLineageStore, entity: str) -> dict[str, list[tuple[str, str]]]:
     """Every edge upstream of ``entity``, through any number of steps, in one recursive query
     over the ``dst`` index: node -> [(source, relation)]. ``UNION`` (not ``UNION ALL``) makes
     each edge appear once, so a cycle ends the recursion."""
     graph: dict[str, list[tuple[str, str]]] = {}
+    if not store.read(_ANY_UPSTREAM, [entity]):
+        return graph  # no edge into it: ~10 us, where the recursive query takes ~200 us
     rows = store.read(_UPSTREAM, [entity])
     for src, dst, relation in sorted((str(a), str(b), str(c)) for a, b, c in rows):
         graph.setdefault(dst, []).append((src, relation))
