@@ -70,10 +70,11 @@ def _token(st: os.stat_result) -> str:
 def recorded_md5(path: Path) -> StateRecord | None:  # noqa: PLR0911 - each way of not knowing
     """DVC's md5 of ``path`` when DVC's state holds it and the file is unchanged since; else
     None (not in a DVC repository, never hashed by DVC, modified, or no pointer yet)."""
-    resolved = path.resolve()
     try:
-        st = resolved.stat()  # first: most names asked about (a dataset's name) are no file
-    except OSError:
+        os.stat(path)  # first: most names asked about (a dataset's name) are no file
+        resolved = path.resolve()
+        st = resolved.stat()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return None
     root = find_repo_root(resolved)
     if root is None:
