@@ -124,12 +124,14 @@ def check_data_use(
     entities: Sequence[str] = (),
     defer: Callable[[EventDraft], None] | None = None,
     urgent: Callable[[], None] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> Decision:
     """Decide whether this process may use ``subject`` (sha256 ``digest`` when known; else
     ``hash_file()`` computes it unless a plugin supplies it, see the module's docstring;
     ``also``: other digests of the same data, e.g. of the file a DataFrame was read from;
     ``entities``: other lineage entities naming the same content, e.g. ``dvc-md5:HEX`` as a DVC
-    file records it; ``defer`` and ``urgent``: see the module's docstring).
+    file records it; ``defer`` and ``urgent``: see the module's docstring; ``details``: what
+    the caller knows of the data, recorded with the decision, e.g. MLflow's own digest).
     One decision, recorded once, whatever number of digests."""
     from envguard.lineage import dataset_entity
 
@@ -144,7 +146,7 @@ def check_data_use(
     decision = conclude("data-use", subject, reasons, policy, env.name)
     if record:
         named = [*(dataset_entity(d) for d in digests), *entities]
-        decision = _record(runtime, decision, lineage, run, named, defer)
+        decision = _record(runtime, decision, lineage, run, named, defer, details)
         if urgent is not None and _has_prod_lineage(runtime, lineage):
             urgent()
     if decision.violated:
@@ -159,6 +161,7 @@ def _record(
     run: str | None,
     named: Sequence[str],
     defer: Callable[[EventDraft], None] | None,
+    details: Mapping[str, object] | None = None,
 ) -> Decision:
     from envguard.lineage import Link
 
@@ -177,6 +180,7 @@ def _record(
             "origin": lineage.origin_env,
             "chain": list(lineage.chain),
             "masked_by": lineage.masked_by,
+            **({"details": dict(details)} if details else {}),
         },
         required=(decision.violated and runtime.policy.mode == "enforce") or guards_prod,
         defer=defer,

@@ -69,7 +69,8 @@ class DatasetFacts:
         )
 
     def tags(self) -> dict[str, str]:
-        tags = {"envguard.mlflow_digest": self.mlflow_digest, "envguard.sha256_of": self.sha256_of}
+        # MLflow's digest is the input's own dataset.digest; the lineage record holds both digests
+        tags = {"envguard.sha256_of": self.sha256_of}
         if self.sha256:
             tags["envguard.sha256"] = self.sha256
         return tags

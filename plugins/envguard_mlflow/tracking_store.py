@@ -303,6 +303,11 @@ class GuardedTrackingStore(GuardedStore):
             also=also,
             defer=facts.observations.add,
             urgent=facts.observations.urgent,
+            details={
+                "dataset": found.name,
+                "mlflow_digest": found.mlflow_digest,
+                "sha256_of": found.sha256_of,
+            },
         )
         if decision.violated and decision.allowed:
             log.warning("%s", decision.explain())

@@ -68,11 +68,22 @@ def test_the_digest_covers_every_row_where_mlflows_stops_at_10000(
     client = mlflow.MlflowClient(tracking_uri)
     a = _input_tags(client, run.info.run_id, "payments-a")
     b = _input_tags(client, run.info.run_id, "payments-b")
-    assert a["envguard.mlflow_digest"] == b["envguard.mlflow_digest"] == first.digest
     assert a["envguard.sha256_of"] == b["envguard.sha256_of"] == "data"
     assert a["envguard.sha256"] != b["envguard.sha256"]
     assert a["envguard.env"] == "train"
     assert a["mlflow.data.context"] == "training"
+    assert "envguard.mlflow_digest" not in a  # it is the input's own dataset.digest
+    # the lineage log holds both digests of each use: envguard's sha256 and MLflow's digest
+    from envguard_mlflow.observations import flush_all
+
+    from envguard.runtime import current
+
+    flush_all()
+    used = current().store.events(entity=f"run:{run.info.run_id}", kind="dataset.used")
+    recorded = {e.entities[0]: e.payload["details"] for e in used}
+    for tags, name in ((a, "payments-a"), (b, "payments-b")):
+        details = recorded[f"sha256:{tags['envguard.sha256']}"]
+        assert details == {"dataset": name, "mlflow_digest": first.digest, "sha256_of": "data"}
 
 
 def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
@@ -98,7 +109,6 @@ def test_a_file_source_is_digested_when_the_data_is_not_at_hand(
     tags = _input_tags(client, run.info.run_id, "customers")
     assert tags["envguard.sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert tags["envguard.sha256_of"] == "file"
-    assert tags["envguard.mlflow_digest"] == "abcd1234"
     assert tags["mlflow.data.context"] == "eval"
     vanished = _input_tags(client, run.info.run_id, "vanished")
     assert vanished["envguard.sha256_of"] == "source-missing"
