@@ -136,12 +136,12 @@ def signing_key(policy: Policy, environ: Mapping[str, str] | None = None) -> Sig
     from cryptography.hazmat.primitives import serialization
 
     environ = os.environ if environ is None else environ
-    spec = policy.spec.signing
-    value = environ.get(spec.key_env, "")
+    key_env = policy.signing_key_env
+    value = environ.get(key_env, "")
     if value.strip():
-        text, source = value.encode(), f"${spec.key_env}"
+        text, source = value.encode(), f"${key_env}"
     else:
-        path = policy.resolve_path(spec.key_file)
+        path = policy.signing_key_file
         source = str(path)
         cached = _signing_cache.get((source, ""))
         if cached is not None:

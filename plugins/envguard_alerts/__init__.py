@@ -20,12 +20,14 @@ import socket
 import time
 import urllib.error
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envguard import hookimpl
 from envguard.decisions import Decision
 from envguard.policy import Policy
-from envguard.policy.schema import WebhookSpec
+
+if TYPE_CHECKING:
+    from envguard.policy.schema import WebhookSpec
 
 __all__ = ["deliver", "envguard_on_violation", "sign"]
 

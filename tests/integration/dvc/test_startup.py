@@ -1,0 +1,53 @@
+"""What `envguard data check` loads on a DVC-tracked file: a warm start (the policy validated
+before) imports neither pydantic nor SQLAlchemy, and decides the same."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.dvc.conftest import Repo, write
+
+# Runs the command as the `envguard` script does, then writes the names of the loaded modules.
+WRAPPER = """\
+import json, sys
+out = sys.argv[1]
+sys.argv = ["envguard", *sys.argv[2:]]
+try:
+    from envguard.cli import main
+    main()
+finally:
+    with open(out, "w") as handle:
+        json.dump(sorted(sys.modules), handle)
+"""
+HEAVY = ("pydantic", "sqlalchemy")
+
+
+def _check(repo: Repo, tmp_path: Path, *paths: str) -> tuple[int, str, set[str]]:
+    wrapper = write(tmp_path / "wrapper.py", WRAPPER)
+    loaded = tmp_path / "modules.json"
+    env = {**repo.env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, str(wrapper), str(loaded), "data", "check", *paths],
+        cwd=repo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    heavy = {m.split(".")[0] for m in json.loads(loaded.read_text())} & set(HEAVY)
+    return done.returncode, done.stdout, heavy
+
+
+def test_a_warm_data_check_does_not_validate_the_policy_again(repo: Repo, tmp_path: Path) -> None:
+    write(repo.root / "big.csv", "id\n" + "1\n" * 1000)
+    repo.dvc("add", "-q", "big.csv")
+    cold = _check(repo, tmp_path, "big.csv")
+    assert cold[0] == 0
+    assert cold[1].startswith("ALLOW big.csv in train")
+    assert "pydantic" in cold[2]  # the first run validates the policy (and caches it)
+    warm = _check(repo, tmp_path, "big.csv")
+    assert warm[:2] == cold[:2]
+    assert warm[2] == set()
