@@ -111,13 +111,13 @@ def open_store(
     policy: Policy, environ: Mapping[str, str] | None = None, *, sign: bool = True
 ) -> SqlLineageStore:
     """Open (creating or upgrading) the policy's lineage store, signing checkpoints with this
-    installation's key."""
-    from envguard.keys import signing_key
+    installation's key (loaded when the first checkpoint is signed)."""
+    from envguard.keys import LazySigner
     from envguard.lineage.sql import SqlLineageStore
 
     return SqlLineageStore(
         store_url(policy, environ),
         checkpoint_every=policy.checkpoint_every,
-        signer=signing_key(policy, environ) if sign else None,
+        signer=LazySigner(policy, environ) if sign else None,
         spool_dir=policy.lineage_spool_dir,
     )

@@ -1,5 +1,5 @@
 """What `envguard data check` loads on a DVC-tracked file: a warm start (the policy validated
-before) imports neither pydantic nor SQLAlchemy, and decides the same."""
+before) imports neither pydantic nor cryptography nor SQLAlchemy, and decides the same."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ finally:
     with open(out, "w") as handle:
         json.dump(sorted(sys.modules), handle)
 """
-HEAVY = ("pydantic", "sqlalchemy")
+HEAVY = ("pydantic", "cryptography", "sqlalchemy")
 
 
 def _check(repo: Repo, tmp_path: Path, *paths: str) -> tuple[int, str, set[str]]:
@@ -41,7 +41,7 @@ def _check(repo: Repo, tmp_path: Path, *paths: str) -> tuple[int, str, set[str]]
     return done.returncode, done.stdout, heavy
 
 
-def test_a_warm_data_check_does_not_validate_the_policy_again(repo: Repo, tmp_path: Path) -> None:
+def test_a_warm_data_check_imports_no_validation_or_crypto(repo: Repo, tmp_path: Path) -> None:
     write(repo.root / "big.csv", "id\n" + "1\n" * 1000)
     repo.dvc("add", "-q", "big.csv")
     cold = _check(repo, tmp_path, "big.csv")
