@@ -16,9 +16,7 @@ import hmac
 import json
 import logging
 import os
-import socket
 import time
-import urllib.error
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +38,17 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={mac}"
 
 
+def _hostname() -> str:
+    import socket  # here: every envguard command loads this plugin, few send a violation
+
+    return socket.gethostname()
+
+
 def _payload(decision: Decision, policy: Policy) -> dict[str, Any]:
     return {
         "type": "envguard.violation",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "policy_sha256": policy.sha256,
         "decision": decision.to_dict(),
     }
@@ -126,6 +130,8 @@ def envguard_on_violation(decision: Decision, policy: Policy) -> None:
     hooks = {hook.url: hook for hook in spec.webhooks if hook.enabled}
     if not hooks:
         return
+    import urllib.error  # here: every envguard command loads this plugin
+
     _retry_spooled(policy, hooks)
     for hook in hooks.values():
         try:
