@@ -52,11 +52,15 @@ class DeclaredPlugin:
     missing: str | None  # the install command when its extra is not installed, else None
 
 
-def index_folder(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/envguard/plugins`` (``~/.cache`` when unset or not absolute)."""
+def index_folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_CACHE_HOME/envguard/plugins`` (``~/.cache`` when unset or not absolute); None when
+    there is no home folder either (no ``HOME``, no password entry): no index then."""
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    try:
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    except RuntimeError:
+        return None
     return root / "envguard" / "plugins"
 
 
@@ -85,9 +89,12 @@ def declared_plugins(
     discover: Callable[[], list[DeclaredPlugin]], environ: Mapping[str, str] | None = None
 ) -> list[DeclaredPlugin]:
     """The plugins ``discover()`` finds, from the index when nothing on ``sys.path`` changed."""
+    folder = index_folder(environ)
+    if folder is None:
+        return discover()
     path = list(sys.path)
     key = hashlib.sha256(json.dumps([_code_digest(), path]).encode()).hexdigest()
-    file = index_folder(environ) / f"{key}.json"
+    file = folder / f"{key}.json"
     stamp = _stamp(path)
     try:
         return _read(file, key, stamp)

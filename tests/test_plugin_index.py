@@ -90,7 +90,9 @@ def test_the_index_answers_as_importlib_metadata(tmp_path: Path, damage: str) ->
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     found = _infos(environ)  # through importlib.metadata; the index is written
     assert {i["name"] for i in found} >= {"alerts", "dvc", "mlflow", "s3"}
-    [index] = list(index_folder(environ).glob("*.json"))
+    folder = index_folder(environ)
+    assert folder is not None
+    [index] = list(folder.glob("*.json"))
     original = json.loads(index.read_text())
     entry = json.loads(index.read_text())
     if damage == "corrupt":

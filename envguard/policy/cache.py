@@ -35,11 +35,15 @@ FORMAT = "envguard-policy-cache/1"
 _VALIDITY_MODULES = ("__init__.py", "schema.py", "checks.py", "validation.py", "cache.py")
 
 
-def cache_folder(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/envguard/policies`` (``~/.cache`` when unset or not absolute)."""
+def cache_folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_CACHE_HOME/envguard/policies`` (``~/.cache`` when unset or not absolute); None
+    when there is no home folder either (no ``HOME``, no password entry): no cache then."""
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    try:
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    except RuntimeError:
+        return None
     return root / "envguard" / "policies"
 
 
@@ -64,14 +68,17 @@ def cache_key(text: str, table: str) -> str:
     return h.hexdigest()
 
 
-def entry_path(key: str, environ: Mapping[str, str] | None = None) -> Path:
-    """The file that holds (or would hold) the entry of ``key``."""
-    return cache_folder(environ) / f"{key}.json"
+def entry_path(key: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file that holds (or would hold) the entry of ``key``; None without a cache folder."""
+    folder = cache_folder(environ)
+    return None if folder is None else folder / f"{key}.json"
 
 
-def read_entry(path: Path, key: str) -> tuple[str, dict[str, Any]]:
+def read_entry(path: Path | None, key: str) -> tuple[str, dict[str, Any]]:
     """The cached ``(sha256, validated table)`` in ``path``; :class:`LookupError` when there is
     no usable entry (missing, unreadable, not ours, corrupt or for another key)."""
+    if path is None:
+        raise LookupError("no cache folder (no XDG_CACHE_HOME and no home folder)")
     try:
         with path.open("rb") as file:
             st = os.fstat(file.fileno())
@@ -93,8 +100,10 @@ def read_entry(path: Path, key: str) -> tuple[str, dict[str, Any]]:
     return entry["sha256"], entry["spec"]
 
 
-def write_entry(path: Path, key: str, sha256: str, spec: dict[str, Any]) -> None:
+def write_entry(path: Path | None, key: str, sha256: str, spec: dict[str, Any]) -> None:
     """Store a validated policy in ``path``, atomically; failing to is logged, not raised."""
+    if path is None:
+        return
     folder = path.parent
     # Keys keep their order: the order of environments is the policy's (messages list them so).
     body = json.dumps({"format": FORMAT, "key": key, "sha256": sha256, "spec": spec}).encode()
