@@ -8,6 +8,10 @@ A plugin whose entry-point name is also an extra of its distribution (``envguard
 listed as inactive, with the command that activates it, until that extra is installed. A plugin
 that fails to import is listed as broken with the error: it is never silently absent.
 
+Which plugins the installed distributions declare (and which are inactive) is kept between commands
+by :mod:`envguard.plugin_index`, until a folder of ``sys.path`` changes; every plugin is still
+imported and checked at every load.
+
 ``ENVGUARD_DISABLE=1`` turns off the client-side hooks of the integrations (for benchmarks and
 emergencies); the server-side gate ignores it.
 """
