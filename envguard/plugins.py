@@ -239,7 +239,9 @@ class PluginManager:
         from envguard.plugin_index import declared_plugins, load_object
 
         disabled = self.disabled_names
-        for ep in declared_plugins(_declared_plugins, self._environ):
+        # The index's folder comes from the process's environment (XDG_CACHE_HOME), like the
+        # policy cache's: self._environ holds the ENVGUARD_* variables envguard acts under.
+        for ep in declared_plugins(_declared_plugins):
             info = PluginInfo(ep.name, ep.value, ep.distribution, ep.version, "active")
             self.infos[ep.name] = info
             if ep.name in disabled:

@@ -80,17 +80,19 @@ def test_installing_upgrading_and_removing_a_plugin_is_seen(tmp_path: Path) -> N
     assert len(_index_files(home)) == 1  # one file per sys.path, rewritten
 
 
-def _infos(environ: dict[str, str]) -> list[dict[str, Any]]:
-    manager = PluginManager(environ).load_entry_points()
+def _infos() -> list[dict[str, Any]]:
+    manager = PluginManager({}).load_entry_points()
     return [vars(info) for info in manager.infos.values()]
 
 
 @pytest.mark.parametrize("damage", ["none", "corrupt", "stale stamp", "writable by others"])
-def test_the_index_answers_as_importlib_metadata(tmp_path: Path, damage: str) -> None:
-    environ = {"XDG_CACHE_HOME": str(tmp_path)}
-    found = _infos(environ)  # through importlib.metadata; the index is written
+def test_the_index_answers_as_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    found = _infos()  # through importlib.metadata; the index is written
     assert {i["name"] for i in found} >= {"alerts", "dvc", "mlflow", "s3"}
-    folder = index_folder(environ)
+    folder = index_folder()
     assert folder is not None
     [index] = list(folder.glob("*.json"))
     original = json.loads(index.read_text())
@@ -105,6 +107,6 @@ def test_the_index_answers_as_importlib_metadata(tmp_path: Path, damage: str) ->
         entry["plugins"] = []
         index.write_text(json.dumps(entry))
         index.chmod(0o666)
-    assert _infos(environ) == found
+    assert _infos() == found
     assert json.loads(index.read_text()) == original  # ignored, and rewritten when damaged
     assert index.stat().st_mode & 0o777 == 0o600

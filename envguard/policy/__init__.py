@@ -64,7 +64,7 @@ def load_policy(
         raise PolicyError.single(str(source.path), "", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError.single(str(source.path), "", f"cannot read: {exc}") from None
-    return parse_policy(text, source, cache=cache, environ=environ)
+    return parse_policy(text, source, cache=cache)
 
 
 def parse_policy(
@@ -72,7 +72,6 @@ def parse_policy(
     source: PolicySource,
     *,
     cache: bool = True,
-    environ: Mapping[str, str] | None = None,
 ) -> Policy:
     """Validate ``text`` (the policy file's content) as the policy of ``source``. With ``cache``,
     a policy validated before (same text, table and envguard code) is taken from the cache; a
@@ -80,7 +79,9 @@ def parse_policy(
     from envguard.policy import cache as policy_cache
 
     key = policy_cache.cache_key(text, source.table)
-    entry = policy_cache.entry_path(key, environ)
+    # The cache belongs to the user running this process: its folder comes from the process's own
+    # XDG_CACHE_HOME, whatever variables load_policy's caller asked envguard to act under.
+    entry = policy_cache.entry_path(key)
     if cache:
         try:
             sha256, data = policy_cache.read_entry(entry, key)
