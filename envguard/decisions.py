@@ -185,7 +185,7 @@ def _lineage_reasons(
     if requirement == "any" or policy.is_prod(env):
         return
     origin = data.origin_env
-    if origin is None or origin not in policy.spec.environments or not policy.is_prod(origin):
+    if origin is None or not policy.has_environment(origin) or not policy.is_prod(origin):
         return
     if requirement == "masked" and data.masked_by:
         return
@@ -211,7 +211,7 @@ def _lineage_reasons(
 
 def decide_data_use(policy: Policy, env: str, data: DataLineage) -> Decision:
     """May a process in ``env`` use ``data``? (I&S-05 guideline 5)."""
-    policy.environment(env)
+    policy.check_environment(env)
     return conclude("data-use", data.subject, _lineage_reasons(policy, env, data), policy, env)
 
 

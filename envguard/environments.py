@@ -44,8 +44,8 @@ def resolve_environment(
     environ = os.environ if environ is None else environ
     name = environ.get(ENV_VAR, "").strip()
     source = ENV_VAR
-    if not name and policy.spec.default_env:
-        name, source = policy.spec.default_env, f"default_env in {policy.path.name}"
+    if not name and policy.default_env:
+        name, source = policy.default_env, f"default_env in {policy.path.name}"
     if not name and plugins is not None:
         detected = plugins.detect_environment(policy)
         if detected is not None:
@@ -55,6 +55,6 @@ def resolve_environment(
             f"no environment: set {ENV_VAR} to one of "
             f"{', '.join(policy.environment_names)}, or set default_env in {policy.path}"
         )
-    if name not in policy.spec.environments:
+    if not policy.has_environment(name):
         raise EnvironmentUnknown(name, policy.environment_names, source)
     return ResolvedEnvironment(name, policy.tier(name), source)

@@ -106,7 +106,7 @@ def resolve_data(
         reasons.extend(plugin_errors)
     found.extend(plugin_found)
     lineage = merge_lineage(
-        found, lambda name: name in policy.spec.environments and policy.is_prod(name)
+        found, lambda name: policy.has_environment(name) and policy.is_prod(name)
     ) or DataLineage(subject, digest)
     lineage = replace(lineage, subject=subject, digest=lineage.digest or digest)
     return ResolvedData(lineage, digests, tuple(reasons), source)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from envguard.policy import Policy
 
 __all__ = [
+    "LazySigner",
     "SigningKey",
     "TrustedKey",
     "key_id",
@@ -136,12 +137,12 @@ def signing_key(policy: Policy, environ: Mapping[str, str] | None = None) -> Sig
     from cryptography.hazmat.primitives import serialization
 
     environ = os.environ if environ is None else environ
-    spec = policy.spec.signing
-    value = environ.get(spec.key_env, "")
+    key_env = policy.signing_key_env
+    value = environ.get(key_env, "")
     if value.strip():
-        text, source = value.encode(), f"${spec.key_env}"
+        text, source = value.encode(), f"${key_env}"
     else:
-        path = policy.resolve_path(spec.key_file)
+        path = policy.signing_key_file
         source = str(path)
         cached = _signing_cache.get((source, ""))
         if cached is not None:
@@ -155,6 +156,31 @@ def signing_key(policy: Policy, environ: Mapping[str, str] | None = None) -> Sig
     if not value.strip():
         _signing_cache[(source, "")] = key
     return key
+
+
+class LazySigner:
+    """This installation's signing key, loaded (with cryptography) when it first signs or is
+    asked its key id: a command that signs nothing, such as ``envguard data check`` between two
+    checkpoints, never reads the key. A key that cannot be loaded raises then
+    (:class:`~envguard.errors.ConfigError`), and what was to be signed is not written."""
+
+    def __init__(self, policy: Policy, environ: Mapping[str, str] | None = None) -> None:
+        self._policy = policy
+        self._environ = environ
+        self._key: SigningKey | None = None
+
+    @property
+    def key(self) -> SigningKey:
+        if self._key is None:
+            self._key = signing_key(self._policy, self._environ)
+        return self._key
+
+    @property
+    def key_id(self) -> str:
+        return self.key.key_id
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
 
 
 def masking_key(policy: Policy, environ: Mapping[str, str] | None = None) -> bytes:

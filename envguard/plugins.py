@@ -8,6 +8,10 @@ A plugin whose entry-point name is also an extra of its distribution (``envguard
 listed as inactive, with the command that activates it, until that extra is installed. A plugin
 that fails to import is listed as broken with the error: it is never silently absent.
 
+Which plugins the installed distributions declare (and which are inactive) is kept between commands
+by :mod:`envguard.plugin_index`, until a folder of ``sys.path`` changes; every plugin is still
+imported and checked at every load.
+
 ``ENVGUARD_DISABLE=1`` turns off the client-side hooks of the integrations (for benchmarks and
 emergencies); the server-side gate ignores it.
 """
@@ -19,7 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module, metadata
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -28,10 +32,13 @@ from envguard import hookspecs
 from envguard.errors import PluginError
 
 if TYPE_CHECKING:
+    from importlib import metadata
+
     import click
 
     from envguard.decisions import DataLineage, DataMovement, Decision, PromotionRequest, Reason
     from envguard.environments import ResolvedEnvironment
+    from envguard.plugin_index import DeclaredPlugin
     from envguard.policy import Policy
     from envguard.scan import Finding
 
@@ -157,6 +164,8 @@ class _Requirement:
 
 def _missing_extra(ep: metadata.EntryPoint, info: _DistInfo | None = None) -> str | None:
     """The install command for the extra named like ``ep`` when it is not installed, else None."""
+    from importlib import metadata
+
     dist = ep.dist
     if dist is None:
         return None
@@ -181,6 +190,25 @@ def _missing_extra(ep: metadata.EntryPoint, info: _DistInfo | None = None) -> st
 
     name = canonicalize_name(info.name)
     return f"needs {', '.join(missing)}: pip install '{name}[{ep.name}]'"
+
+
+def _declared_plugins() -> list[DeclaredPlugin]:
+    """The entry points of the group ``envguard``, by name, each with its distribution and why
+    it is inactive (its extra not installed), through :mod:`importlib.metadata`; kept between
+    commands by :mod:`envguard.plugin_index`."""
+    from importlib import metadata
+
+    from envguard.plugin_index import DeclaredPlugin
+
+    found: list[DeclaredPlugin] = []
+    dists: dict[int, _DistInfo] = {}
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        meta = None
+        if ep.dist is not None:
+            meta = dists.get(id(ep.dist)) or dists.setdefault(id(ep.dist), _DistInfo(ep.dist))
+        dist, version = (meta.name, meta.version) if meta else (None, None)
+        found.append(DeclaredPlugin(ep.name, ep.value, dist, version, _missing_extra(ep, meta)))
+    return found
 
 
 class PluginManager:
@@ -208,24 +236,22 @@ class PluginManager:
         if self.loaded:
             return self
         self.loaded = True
+        from envguard.plugin_index import declared_plugins, load_object
+
         disabled = self.disabled_names
-        dists: dict[int, _DistInfo] = {}
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            meta = None
-            if ep.dist is not None:
-                meta = dists.get(id(ep.dist)) or dists.setdefault(id(ep.dist), _DistInfo(ep.dist))
-            dist, version = (meta.name, meta.version) if meta else (None, None)
-            info = PluginInfo(ep.name, ep.value, dist, version, "active")
+        # The index's folder comes from the process's environment (XDG_CACHE_HOME), like the
+        # policy cache's: self._environ holds the ENVGUARD_* variables envguard acts under.
+        for ep in declared_plugins(_declared_plugins):
+            info = PluginInfo(ep.name, ep.value, ep.distribution, ep.version, "active")
             self.infos[ep.name] = info
             if ep.name in disabled:
                 info.status, info.reason = "disabled", f"named in {DISABLED_PLUGINS_ENV_VAR}"
                 continue
-            missing = _missing_extra(ep, meta)
-            if missing:
-                info.status, info.reason = "inactive", missing
+            if ep.missing:
+                info.status, info.reason = "inactive", ep.missing
                 continue
             try:
-                plugin = ep.load()
+                plugin = load_object(ep.value)
             except ImportError as exc:
                 info.status, info.reason = "broken", f"import failed: {exc}"
                 continue
@@ -264,6 +290,8 @@ class PluginManager:
         ``broken``, with the group, the entry point and the error. This imports the tool (MLflow),
         so it is not done on every load: ``envguard plugins`` calls it.
         """
+        from importlib import metadata
+
         self.load_entry_points()
         packages: dict[str, list[PluginInfo]] = {}
         for info in self.infos.values():

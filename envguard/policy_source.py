@@ -8,7 +8,6 @@ the nearest parent; ``[tool.envguard]`` in the nearest ``pyproject.toml``.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,8 @@ def find_policy(
 
 
 def _has_tool_table(path: Path) -> bool:
+    import tomllib  # here: only a search that meets a pyproject.toml needs it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

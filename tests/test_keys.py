@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from envguard import keys
 from envguard.errors import ConfigError
 from envguard.policy import load_policy
+from tests.conftest import CliResult
 
 
 def test_signing_key_is_generated_once_and_private(workspace: Path) -> None:
@@ -59,3 +61,31 @@ def test_masking_key(workspace: Path) -> None:
     assert keys.masking_key(policy, environ={"ENVGUARD_MASKING_KEY": "k" * 20}) == b"k" * 20
     with pytest.raises(ConfigError, match="use at least 16 random bytes"):
         keys.masking_key(policy, environ={"ENVGUARD_MASKING_KEY": "short"})
+
+
+def test_the_store_loads_the_signing_key_only_to_sign_a_checkpoint(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, envguard_cli: Callable[..., CliResult]
+) -> None:
+    """A command that signs nothing does not need the key; one that must sign a checkpoint with a
+    key that cannot be loaded is refused (exit 2, the key named) and writes nothing."""
+    from envguard.lineage import open_store
+
+    policy_file = workspace / "envguard.toml"
+    text = policy_file.read_text().replace("checkpoint_every = 1000", "checkpoint_every = 2")
+    policy_file.write_text(text)
+    for name in ("a.csv", "b.csv"):
+        (workspace / name).write_text(f"{name}\n")
+    monkeypatch.setenv("ENVGUARD_SIGNING_KEY", "bm9wZQ==")  # not a key
+    assert envguard_cli("data", "register", "a.csv", "--env", "train").exit_code == 0
+    refused = envguard_cli("data", "register", "b.csv", "--env", "train")
+    assert refused.exit_code == 2
+    assert "$ENVGUARD_SIGNING_KEY: not an Ed25519 private key" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    store = open_store(load_policy(policy_file), {})
+    assert [e.payload["path"] for e in store.events()] == [str(workspace / "a.csv")]
+    monkeypatch.delenv("ENVGUARD_SIGNING_KEY")
+    assert envguard_cli("data", "register", "b.csv", "--env", "train").exit_code == 0
+    [checkpoint] = store.checkpoints()
+    assert checkpoint.seq == 2
+    assert checkpoint.keyid == keys.signing_key(load_policy(policy_file), {}).key_id
+    store.close()

@@ -48,11 +48,11 @@ def policy_group() -> None:
 def policy_validate(file: Path | None, as_json: bool) -> None:
     """Check the policy (FILE, or the one envguard finds) and report every problem at once.
 
-    Exit 0 when valid, 2 otherwise.
+    Exit 0 when valid, 2 otherwise. Always a full validation: the policy cache is not read.
     """
     from envguard.policy import load_policy
 
-    policy = load_policy(file)
+    policy = load_policy(file, cache=False)
     if as_json:
         emit_json({"valid": True, "policy": str(policy.path), "sha256": policy.sha256})
         return

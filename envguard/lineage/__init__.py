@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from envguard.lineage.events import KINDS, Event, EventDraft, Link
@@ -99,7 +98,7 @@ def store_url(policy: Policy, environ: Mapping[str, str] | None = None) -> str:
     """The store's URL: ``ENVGUARD_LINEAGE_URL``, else ``lineage.url``; a relative SQLite path
     is made absolute against the policy's folder."""
     environ = os.environ if environ is None else environ
-    url = environ.get(LINEAGE_URL_ENV_VAR) or policy.spec.lineage.url
+    url = environ.get(LINEAGE_URL_ENV_VAR) or policy.lineage_url
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
         path = policy.resolve_path(url[len(prefix) :])
@@ -112,15 +111,13 @@ def open_store(
     policy: Policy, environ: Mapping[str, str] | None = None, *, sign: bool = True
 ) -> SqlLineageStore:
     """Open (creating or upgrading) the policy's lineage store, signing checkpoints with this
-    installation's key."""
-    from envguard.keys import signing_key
+    installation's key (loaded when the first checkpoint is signed)."""
+    from envguard.keys import LazySigner
     from envguard.lineage.sql import SqlLineageStore
 
-    spec = policy.spec.lineage
-    signer = signing_key(policy, environ) if sign else None
     return SqlLineageStore(
         store_url(policy, environ),
-        checkpoint_every=spec.checkpoint_every,
-        signer=signer,
-        spool_dir=Path(policy.resolve_path(spec.spool_dir)),
+        checkpoint_every=policy.checkpoint_every,
+        signer=LazySigner(policy, environ) if sign else None,
+        spool_dir=policy.lineage_spool_dir,
     )

@@ -240,7 +240,7 @@ def _resolve(
 
 
 def _is_prod(policy: Policy, env: str | None) -> bool:
-    return env is not None and env in policy.spec.environments and policy.is_prod(env)
+    return env is not None and policy.has_environment(env) and policy.is_prod(env)
 
 
 def _chain(

@@ -18,7 +18,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from envguard.errors import StoreError
+from envguard.errors import EnvGuardError, StoreError
 from envguard.lineage import SCHEMA_REVISION
 from envguard.lineage.events import (
     Event,
@@ -248,8 +248,8 @@ class SqlLineageStore:
             with self._direct.writing() as conn:
                 replayed = [EventDraft.from_json(item) for _, items in pending for item in items]
                 return self._append_locked(conn, [*replayed, *stamped])
-        except HANDLED_ERRORS:
-            raise
+        except (*HANDLED_ERRORS, EnvGuardError):  # EnvGuardError: e.g. a signing key that
+            raise  # cannot be loaded for a checkpoint; rolled back, and the same through SQLAlchemy
         except Exception:  # rolled back; SQLAlchemy's path raises it as before
             log.debug("direct SQLite append failed; appending through SQLAlchemy", exc_info=True)
             return None

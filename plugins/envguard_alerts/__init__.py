@@ -16,16 +16,16 @@ import hmac
 import json
 import logging
 import os
-import socket
 import time
-import urllib.error
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envguard import hookimpl
 from envguard.decisions import Decision
 from envguard.policy import Policy
-from envguard.policy.schema import WebhookSpec
+
+if TYPE_CHECKING:
+    from envguard.policy.schema import WebhookSpec
 
 __all__ = ["deliver", "envguard_on_violation", "sign"]
 
@@ -38,11 +38,17 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={mac}"
 
 
+def _hostname() -> str:
+    import socket  # here: every envguard command loads this plugin, few send a violation
+
+    return socket.gethostname()
+
+
 def _payload(decision: Decision, policy: Policy) -> dict[str, Any]:
     return {
         "type": "envguard.violation",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "policy_sha256": policy.sha256,
         "decision": decision.to_dict(),
     }
@@ -124,6 +130,8 @@ def envguard_on_violation(decision: Decision, policy: Policy) -> None:
     hooks = {hook.url: hook for hook in spec.webhooks if hook.enabled}
     if not hooks:
         return
+    import urllib.error  # here: every envguard command loads this plugin
+
     _retry_spooled(policy, hooks)
     for hook in hooks.values():
         try:

@@ -235,7 +235,7 @@ def decide(runtime: Runtime, op: str, name: str, url: str) -> Decision | None:
     remote_env = policy.env_for_dvc_remote(name, url)
     reasons: list[Reason] = []
     if remote_env is None:
-        if policy.spec.strict_uris:
+        if policy.strict_uris:
             reasons.append(
                 Reason(
                     "dvc-remote-unknown",

@@ -136,7 +136,7 @@ class ProcessFacts:
 
     def spool_path(self) -> Path:
         """Where this process appends its records for the lineage store to pick up."""
-        return self.policy.resolve_path(self.policy.spec.lineage.spool_dir) / "mlflow.jsonl"
+        return self.policy.lineage_spool_dir / "mlflow.jsonl"
 
 
 _cache: tuple[Runtime, ProcessFacts | None] | None = None

@@ -41,7 +41,7 @@ def check_location(facts: ProcessFacts, uri: str, kind: str) -> None:
     owner = _location_env(facts, uri, kind)
     reasons: list[Reason] = []
     if owner is None:
-        if policy.spec.strict_uris and kind != "artifact":
+        if policy.strict_uris and kind != "artifact":
             reasons.append(
                 Reason(
                     "unlisted-uri",

@@ -192,8 +192,8 @@ def _copy_source(value: Any) -> tuple[str, str, str | None] | None:
 
 
 def _claims(policy: Policy) -> Iterator[tuple[str, Location]]:
-    for name, spec in policy.spec.environments.items():
-        for raw in (*spec.s3, *spec.artifact_locations):
+    for name in policy.environment_names:
+        for raw in policy.locations(name, "s3", "artifact_locations"):
             claim = parse_location(raw)
             if claim.scheme == "s3":
                 yield name, claim
@@ -230,7 +230,7 @@ def _access_reasons(
         name, claim = prod_inside[0]
         yield _prod_reason(policy, env, operation, where, name, str(claim))
         return
-    if not inside and policy.spec.strict_uris:
+    if not inside and policy.strict_uris:
         yield Reason(
             "s3-unknown-location",
             f"{where} belongs to no environment of the policy, and strict_uris is on",

@@ -9,7 +9,6 @@ install when MLflow is missing.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -58,6 +57,8 @@ def server_command(mlflow_args: tuple[str, ...]) -> int:
 
         raise InputError("--app-name", "envguard server always runs the app 'envguard'")
     argv = [sys.executable, "-m", "mlflow", "server", "--app-name", "envguard", *mlflow_args]
+    import subprocess  # here: every envguard command loads this module
+
     return subprocess.call(argv, env=env)
 
 
