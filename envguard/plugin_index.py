@@ -21,7 +21,6 @@ is still imported and registered at every start, so a plugin that fails to impor
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,8 @@ from functools import cache
 from importlib import import_module
 from pathlib import Path
 from typing import Any
+
+from envguard import user_cache
 
 __all__ = ["DeclaredPlugin", "declared_plugins", "index_folder", "load_object"]
 
@@ -53,15 +54,8 @@ class DeclaredPlugin:
 
 
 def index_folder(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``$XDG_CACHE_HOME/envguard/plugins`` (``~/.cache`` when unset or not absolute); None when
-    there is no home folder either (no ``HOME``, no password entry): no index then."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME", "")
-    try:
-        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    except RuntimeError:
-        return None
-    return root / "envguard" / "plugins"
+    """``$XDG_CACHE_HOME/envguard/plugins`` (see :mod:`envguard.user_cache`)."""
+    return user_cache.folder("plugins", environ)
 
 
 @cache
@@ -107,11 +101,7 @@ def declared_plugins(
 
 def _read(file: Path, key: str, stamp: list[list[Any]]) -> list[DeclaredPlugin]:
     try:
-        with file.open("rb") as handle:
-            st = os.fstat(handle.fileno())
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                raise LookupError(f"{file}: not owned by this user, or writable by others")
-            entry = json.loads(handle.read())
+        entry = json.loads(user_cache.read_private(file))
         if entry["format"] != FORMAT or entry["key"] != key:
             raise LookupError(f"{file}: not this index")
         if entry["stamp"] != stamp:
@@ -123,17 +113,7 @@ def _read(file: Path, key: str, stamp: list[list[Any]]) -> list[DeclaredPlugin]:
 
 def _write(file: Path, entry: dict[str, Any]) -> None:
     entry = {**entry, "plugins": [asdict(p) for p in entry["plugins"]]}
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        file.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        file.parent.mkdir(mode=0o700, exist_ok=True)
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-            out.write(json.dumps(entry).encode())
-        os.replace(tmp, file)
-    except OSError as exc:
-        log.debug("plugin index: cannot write %s: %s", file, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    user_cache.write_private(file, json.dumps(entry).encode())
 
 
 def load_object(value: str) -> object:

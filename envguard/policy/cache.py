@@ -16,19 +16,16 @@ is not an error (logged at debug level). An invalid policy is never cached.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
-import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMAT", "cache_folder", "cache_key", "entry_path", "read_entry", "write_entry"]
+from envguard import user_cache
 
-log = logging.getLogger(__name__)
+__all__ = ["FORMAT", "cache_folder", "cache_key", "entry_path", "read_entry", "write_entry"]
 
 FORMAT = "envguard-policy-cache/1"
 #: the modules whose code decides whether a policy is valid and what it means
@@ -36,15 +33,8 @@ _VALIDITY_MODULES = ("__init__.py", "schema.py", "checks.py", "validation.py", "
 
 
 def cache_folder(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``$XDG_CACHE_HOME/envguard/policies`` (``~/.cache`` when unset or not absolute); None
-    when there is no home folder either (no ``HOME``, no password entry): no cache then."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME", "")
-    try:
-        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    except RuntimeError:
-        return None
-    return root / "envguard" / "policies"
+    """``$XDG_CACHE_HOME/envguard/policies`` (see :mod:`envguard.user_cache`)."""
+    return user_cache.folder("policies", environ)
 
 
 @cache
@@ -80,12 +70,8 @@ def read_entry(path: Path | None, key: str) -> tuple[str, dict[str, Any]]:
     if path is None:
         raise LookupError("no cache folder (no XDG_CACHE_HOME and no home folder)")
     try:
-        with path.open("rb") as file:
-            st = os.fstat(file.fileno())
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                raise LookupError(f"{path}: not owned by this user, or writable by others")
-            entry = json.loads(file.read())
-    except (OSError, ValueError) as exc:  # missing, unreadable, not JSON or not UTF-8
+        entry = json.loads(user_cache.read_private(path))
+    except ValueError as exc:  # not JSON or not UTF-8
         raise LookupError(f"{path}: {exc}") from None
     if not (
         isinstance(entry, dict)
@@ -104,17 +90,6 @@ def write_entry(path: Path | None, key: str, sha256: str, spec: dict[str, Any]) 
     """Store a validated policy in ``path``, atomically; failing to is logged, not raised."""
     if path is None:
         return
-    folder = path.parent
     # Keys keep their order: the order of environments is the policy's (messages list them so).
     body = json.dumps({"format": FORMAT, "key": key, "sha256": sha256, "spec": spec}).encode()
-    tmp = folder / f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write(body)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("policy cache: cannot write %s: %s", folder, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    user_cache.write_private(path, body)
